@@ -1,0 +1,32 @@
+"""Pins the public API: a change to ``workbench.__all__`` must change this list on purpose."""
+
+import subprocess
+import sys
+
+import workbench
+
+PUBLIC = [
+    "Settings",
+    "ShopSimulator",
+    "Tap",
+    "WorkbenchWarning",
+    "__version__",
+    "replay",
+    "settings",
+    "tap",
+]
+
+
+def test_public_api_is_pinned() -> None:
+    assert workbench.__all__ == PUBLIC
+
+
+def test_every_public_name_resolves() -> None:
+    for name in workbench.__all__:
+        assert getattr(workbench, name) is not None
+
+
+def test_import_is_light() -> None:
+    code = "import sys, workbench; import workbench.cli; print(sorted(m for m in ('pandas','confluent_kafka','quixstreams','feast','river','plotly') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

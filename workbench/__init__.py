@@ -1,0 +1,47 @@
+"""Workbench: a notebook-first workbench for real-time machine learning.
+
+The public API is small and pinned by ``tests/test_api.py``. Heavy libraries
+load on first use, so ``import workbench`` stays fast.
+
+>>> import workbench as wb
+>>> "tap" in wb.__all__
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+class WorkbenchWarning(UserWarning):
+    """Warnings Workbench itself raises (the test suite turns them into errors)."""
+
+
+# public name -> "module:attribute"
+_LAZY = {
+    "Settings": "workbench.config:Settings",
+    "settings": "workbench.config:settings",
+    "tap": "workbench.taps.tap:tap",
+    "Tap": "workbench.taps.tap:Tap",
+    "replay": "workbench.taps.replay:replay",
+    "ShopSimulator": "workbench.streams.simulator:ShopSimulator",
+}
+
+__all__ = sorted([*_LAZY, "WorkbenchWarning", "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    module, attr = target.split(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

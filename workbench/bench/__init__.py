@@ -1,0 +1,1 @@
+"""Benchmarks behind ``workbench bench NAME``. Each returns a JSON-ready dict."""

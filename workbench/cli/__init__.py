@@ -1,0 +1,31 @@
+"""The ``workbench`` command line. One module per noun; no logic of its own lives here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from workbench.cli import bench, stack, stream
+
+app = typer.Typer(
+    help="Workbench: taps, streaming features, evaluation and promotion on a real Kafka stack.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(stack.app, name="stack")
+app.add_typer(stream.app, name="stream")
+app.add_typer(bench.app, name="bench")
+
+
+
+def main() -> None:
+    """Entry point: expected failures become one clear line and a non-zero exit."""
+    from workbench.cli._errors import EXPECTED
+
+    try:
+        app()
+    except EXPECTED as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,105 @@
+"""The shop clickstream event schema, and the one validator every consumer shares.
+
+An event is a flat JSON object. Its event time is ``event_time_ms`` (epoch
+milliseconds, UTC) inside the payload; Kafka record timestamps are send times
+and never stand in for it. Records are keyed by ``session_id`` so order within
+a session is kept.
+
+=================  ========  ========  ===============================================
+field              type      required  meaning
+=================  ========  ========  ===============================================
+event_id           str       yes       unique id of the event
+event_type         str       yes       view, add_to_cart, purchase, impression, click
+event_time_ms      int       yes       event time, epoch milliseconds UTC
+user_id            str       yes       the visitor
+session_id         str       yes       the visit; also the Kafka key
+item_id            str       yes       the item viewed, bought, shown or clicked
+category           str       yes       item category
+price              float     yes       item price
+request_id         str       no        recommendation request (impression, click)
+position           int       no        rank of the item in the shown list
+model_version      str       no        model that produced the impression
+quantity           int       no        units bought (purchase)
+=================  ========  ========  ===============================================
+
+>>> e = {"event_id": "e1", "event_type": "view", "event_time_ms": 1_700_000_000_000,
+...      "user_id": "u1", "session_id": "s1", "item_id": "i1", "category": "books", "price": 9.5}
+>>> validate(encode(e))[1] is None
+True
+>>> validate(b"not json")[1]
+'not_json'
+>>> validate(encode({**e, "price": "cheap"}))[1]
+'wrong_type:price'
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+EVENT_TYPES = ("view", "add_to_cart", "purchase", "impression", "click")
+_EVENT_TYPES = frozenset(EVENT_TYPES)
+
+# name -> (accepted python types, required, pandas dtype)
+FIELDS: dict[str, tuple[tuple[type, ...], bool, str]] = {
+    "event_id": ((str,), True, "string"),
+    "event_type": ((str,), True, "category"),
+    "event_time_ms": ((int,), True, "int64"),
+    "user_id": ((str,), True, "string"),
+    "session_id": ((str,), True, "string"),
+    "item_id": ((str,), True, "string"),
+    "category": ((str,), True, "category"),
+    "price": ((float, int), True, "float64"),
+    "request_id": ((str,), False, "string"),
+    "position": ((int,), False, "Int64"),
+    "model_version": ((str,), False, "string"),
+    "quantity": ((int,), False, "Int64"),
+}
+REQUIRED = tuple(name for name, (_, req, _) in FIELDS.items() if req)
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+
+Event = dict[str, Any]
+
+
+def encode(event: Event) -> bytes:
+    """Serialise an event as compact JSON bytes."""
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def check(event: Any) -> str | None:
+    """Return the reason a decoded payload is not a valid event, or None."""
+    if not isinstance(event, dict):
+        return "not_object"
+    for name in REQUIRED:
+        if name not in event or event[name] is None:
+            return f"missing:{name}"
+    for name, value in event.items():
+        spec = FIELDS.get(name)
+        if spec is None or value is None:
+            continue  # unknown fields are carried, not rejected
+        types = spec[0]
+        # bool is an int subclass; it is never a valid number here
+        if not isinstance(value, types) or isinstance(value, bool):
+            return f"wrong_type:{name}"
+    if event["event_type"] not in _EVENT_TYPES:
+        return "bad_value:event_type"
+    return None
+
+
+def validate(raw: bytes | None, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> tuple[Event | None, str | None]:
+    """Decode and check one record value: ``(event, None)`` or ``(None, reason)``.
+
+    Reasons are short machine-readable strings: ``empty``, ``too_large``,
+    ``not_json``, ``not_object``, ``missing:<field>``, ``wrong_type:<field>``,
+    ``bad_value:<field>``.
+    """
+    if not raw:
+        return None, "empty"
+    if len(raw) > max_bytes:
+        return None, "too_large"
+    try:
+        event = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None, "not_json"
+    reason = check(event)
+    return (None, reason) if reason else (event, None)
