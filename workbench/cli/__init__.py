@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from workbench.cli import bench, stack, stream
+from workbench.cli import bench, stack, stream, up
 
 app = typer.Typer(
     help="Workbench: taps, streaming features, evaluation and promotion on a real Kafka stack.",
@@ -14,18 +14,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("up")(up.up)
 app.add_typer(stack.app, name="stack")
 app.add_typer(stream.app, name="stream")
 app.add_typer(bench.app, name="bench")
 
-
-
 def main() -> None:
     """Entry point: expected failures become one clear line and a non-zero exit."""
-    from workbench.cli._errors import EXPECTED
+    from workbench.cli._errors import EXPECTED, one_line
 
     try:
         app()
     except EXPECTED as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(1)

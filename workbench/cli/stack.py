@@ -24,7 +24,11 @@ def down() -> None:
     """Stop the embedded broker by its pid."""
     from workbench.stack.broker import Broker
 
-    typer.echo("stopped" if Broker().down() else "not running")
+    broker = Broker()
+    if not broker.s.embedded:
+        typer.echo(f"external cluster at {broker.s.bootstrap}: not running (nothing to stop)")
+        return
+    typer.echo("stopped" if broker.down() else "not running")
 
 
 @app.command()
