@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # WORKBENCH_TAP_REFRESH_S: widget redraw throttle.
     tap_refresh_s: float = Field(default=0.5, gt=0)
 
+    # WORKBENCH_DATABASE_URL: records (evaluations, skew checks, promotions); any SQLAlchemy URL.
+    database_url: str | None = None
+
     # WORKBENCH_JUPYTER_PORT: JupyterLab port for `workbench up`.
     jupyter_port: int = Field(default=8888, ge=1024, le=65535)
 
@@ -92,6 +95,11 @@ class Settings(BaseSettings):
     @property
     def state_dir(self) -> Path:
         return self.home
+
+    @property
+    def db_url(self) -> str:
+        """SQLite under the state dir unless a URL (e.g. Postgres) is configured."""
+        return self.database_url or f"sqlite:///{self.home / 'workbench.db'}"
 
     def kafka_config(self) -> dict[str, Any]:
         """librdkafka settings shared by every client Workbench creates."""

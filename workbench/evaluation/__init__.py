@@ -1,0 +1,1 @@
+"""Progressive (prequential) evaluation of a candidate feature set against a baseline."""
