@@ -1,0 +1,1 @@
+"""The session recommender: item embeddings, kNN retrieval, ranking, bandits."""
