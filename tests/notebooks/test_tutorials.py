@@ -22,7 +22,7 @@ BUDGET_S = 120
 @pytest.fixture(scope="module")
 def simulator(broker: Settings) -> Iterator[None]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "stream", "simulate", "--rate", "50", "--quiet"],
+        [sys.executable, "-m", "workbench.cli", "stream", "simulate", "--rate", "50", "--no-progress"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     time.sleep(2)

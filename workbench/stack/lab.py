@@ -39,7 +39,7 @@ def start(rate: int = 50, s: Settings | None = None, notebooks: Path = NOTEBOOKS
     status = Broker(s).up()
     log_dir = s.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    sim = _spawn([sys.executable, "-m", "workbench.cli", "stream", "simulate", "--rate", str(rate), "--quiet"],
+    sim = _spawn([sys.executable, "-m", "workbench.cli", "stream", "simulate", "--rate", str(rate), "--no-progress"],
                  log_dir / "simulator.log")
     token = secrets.token_hex(16)
     lab = _spawn([

@@ -29,7 +29,8 @@ def _conf(s: Settings | None, extra: dict[str, Any]) -> dict[str, Any]:
 def admin(s: Settings | None = None, **extra: Any) -> AdminClient:
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient(_conf(s, extra))
+    # librdkafka's info lines (e.g. "Purging unserved events" on close) are noise here
+    return AdminClient(_conf(s, {"log_level": 4, **extra}))
 
 
 def producer(s: Settings | None = None, **extra: Any) -> Producer:
