@@ -10,6 +10,7 @@ VENV=.venv
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)  # builds the JupyterLab extension
 if [ "${WORKBENCH_SETUP_REDIS:-1}" = 1 ] && ! command -v redis-server >/dev/null 2>&1; then need_apt+=(redis-server); fi
 if [ "${WORKBENCH_SETUP_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -26,7 +27,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
   "$PY" -m venv "$VENV"
 fi
-stamp="$VENV/.installed-$(sha1sum pyproject.toml | cut -c1-12)"
+# reinstall when the dependencies or the extension's sources change
+ext=extensions/workbench-lab
+digest=$(cat pyproject.toml $ext/package.json $ext/yarn.lock $(find $ext/src $ext/style -type f | sort) | sha1sum | cut -c1-12)
+stamp="$VENV/.installed-$digest"
 if [ ! -f "$stamp" ]; then
   echo "setup: pip install (a few minutes on a fresh machine)"
   "$VENV/bin/pip" install -q --upgrade pip
@@ -36,6 +40,9 @@ if [ ! -f "$stamp" ]; then
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
+
+echo "setup: Workbench kernel"
+"$VENV/bin/workbench" kernel install --sys-prefix >/dev/null
 
 echo "setup: Kafka jars (mvn, cached outside the repo)"
 "$VENV/bin/python" -c "from workbench.stack.broker import Broker; print('setup: jars in', Broker().resolve_jars())"

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from workbench.cli import bench, stack, stream, up
+from workbench.cli import bench, evaluations, kernel, stack, stream, up
 
 app = typer.Typer(
     help="Workbench: taps, streaming features, evaluation and promotion on a real Kafka stack.",
@@ -17,7 +17,10 @@ app = typer.Typer(
 app.command("up")(up.up)
 app.add_typer(stack.app, name="stack")
 app.add_typer(stream.app, name="stream")
+app.add_typer(evaluations.app, name="evaluations")
 app.add_typer(bench.app, name="bench")
+app.add_typer(kernel.app, name="kernel")
+
 
 def main() -> None:
     """Entry point: expected failures become one clear line and a non-zero exit."""

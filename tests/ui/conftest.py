@@ -1,0 +1,1 @@
+from tests.jupyter.fixtures import event_stream, kernel_prefix, lab  # noqa: F401
