@@ -1,0 +1,371 @@
+"""The stream path: a feature (or feature set) compiled to a quixstreams pipeline.
+
+The pipeline of one feature has two halves:
+
+* **before the window** (:func:`prepare`): the filter, then a projection of
+  each event to ``{"k": key, "i": [event_time_ms, partition, offset, value]}``
+  taken from the *source* record (so ties and provenance survive a
+  repartition), then ``group_by`` when the entity is not the record key;
+* **the window** (:func:`window`): a quixstreams tumbling, hopping or session
+  window with ``.current()`` (one update per window the record touched) and
+  the feature's aggregation as a quixstreams aggregator; sliding windows are
+  a keyed stateful step instead (:func:`sliding_step` says why). State is
+  RocksDB with changelog either way.
+
+Event time comes from the payload through the topic's timestamp extractor
+(``event_time_ms``). Window semantics are documented, with worked examples,
+in :mod:`workbench.features.windows`; they are what quixstreams 3.28 does.
+
+:func:`run_stream_on_frame` runs the window half for real on quixstreams
+through ``StreamingDataFrame.test()`` without a broker; the conformance tests
+compare it to :func:`workbench.features.backfill.backfill` record by record.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.features.aggregations import Aggregation
+from workbench.features.definition import Feature
+from workbench.features.windows import Hopping, Session, Sliding, Tumbling
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from quixstreams import Application
+    from quixstreams.dataframe import StreamingDataFrame
+    from quixstreams.dataframe.windows.aggregations import BaseAggregator
+    from quixstreams.state.rocksdb import RocksDBOptions
+
+# One output row per window a record updated (the backfill returns the same columns).
+OUTPUT_COLUMNS = [
+    "partition",
+    "offset",
+    "key",
+    "event_time_ms",
+    "window_start_ms",
+    "window_end_ms",
+    "value",
+    "late",
+]
+_names = itertools.count()
+
+
+def rocksdb_options() -> RocksDBOptions:
+    """Small RocksDB settings for a 2-core laptop: a few MiB of memtable, a small cache."""
+    from quixstreams.state.rocksdb import RocksDBOptions
+
+    return RocksDBOptions(
+        write_buffer_size=8 * 1024 * 1024,
+        max_write_buffer_number=2,
+        target_file_size_base=16 * 1024 * 1024,
+        block_cache_size=32 * 1024 * 1024,
+        max_total_wal_size=32 * 1024 * 1024,
+    )
+
+
+def event_time(value: Any, headers: Any, timestamp: float, timestamp_type: int) -> int:
+    """quixstreams timestamp extractor: event time from the payload, never the send time."""
+    return int(value["event_time_ms"])
+
+
+def aggregator(agg: Aggregation, suffix: str) -> BaseAggregator[Any]:
+    """Wrap a Workbench aggregation as a quixstreams aggregator (state stays JSON)."""
+    from quixstreams.dataframe.windows.aggregations import BaseAggregator
+
+    class _Adapter(BaseAggregator[Any]):
+        @property
+        def state_suffix(self) -> str:
+            return suffix
+
+        def initialize(self) -> Any:
+            return agg.initialize()
+
+        def agg(self, old: Any, new: Any, timestamp: int) -> Any:
+            return agg._update_item(old, new["i"])
+
+        def result(self, value: Any) -> Any:
+            return agg.result(value)
+
+        def merge(self, a: Any, b: Any) -> Any:
+            return agg.merge(a, b)
+
+    return _Adapter()
+
+
+def projector(feature: Feature) -> Callable[[dict[str, Any], int, int], dict[str, Any] | None]:
+    """event, partition, offset -> the compact value the window sees; None when filtered out."""
+    where = feature.where
+    aggregation = feature.aggregation
+    entity = feature.entity
+
+    def project(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any] | None:
+        if where is not None and not bool(where.evaluate(event)):
+            return None
+        value = aggregation.extract(event)
+        return {"k": entity.key_of(event), "i": [int(event["event_time_ms"]), partition, offset, value]}
+
+    return project
+
+
+def prepare(sdf: StreamingDataFrame, feature: Feature) -> StreamingDataFrame:
+    """Filter, project and (for entities other than the record key) regroup by entity key."""
+    from quixstreams import message_context
+
+    project = projector(feature)
+
+    def to_item(event: dict[str, Any]) -> dict[str, Any] | None:
+        ctx = message_context()
+        return project(event, ctx.partition, ctx.offset)
+
+    sdf = sdf.apply(to_item).filter(lambda v: v is not None)
+    if not feature.entity.is_message_key:
+        sdf = sdf.filter(lambda v: v["k"] is not None)
+        sdf = sdf.group_by(lambda v: v["k"], name=f"{feature.entity.name}-{feature.hash}")
+    return sdf
+
+
+def window(
+    sdf: StreamingDataFrame,
+    feature: Feature,
+    on_late: Callable[..., bool] | None = None,
+    name: str | None = None,
+) -> StreamingDataFrame:
+    """The windowed aggregation with ``.current()``; returns feature-update dicts."""
+    name = name or f"{feature.name}-{feature.hash}"
+    late = on_late or _quiet_late
+
+    # The window output carries only start/end/value. quixstreams runs one record
+    # through the whole chain synchronously, so the record that caused an update
+    # is remembered just before the window and read just after it.
+    current: dict[str, Any] = {}
+
+    def remember(value: dict[str, Any]) -> dict[str, Any]:
+        current["i"] = value["i"]
+        return value
+
+    def to_update(result: dict[str, Any], key: Any, *_: Any) -> dict[str, Any]:
+        t, p, o, _v = current["i"]
+        return {
+            "feature": feature.name,
+            "hash": feature.hash,
+            "key": key.decode() if isinstance(key, bytes) else key,
+            "event_time_ms": t,
+            "source_partition": p,
+            "source_offset": o,
+            "window_start_ms": result["start"],
+            "window_end_ms": result["end"],
+            "value": result["value"],
+        }
+
+    sdf = sdf.apply(remember)
+    out: StreamingDataFrame
+    if isinstance(feature.window, Sliding):
+        out = sdf.apply(sliding_step(feature, late), stateful=True, expand=True)
+    else:
+        wdef = _window_definition(sdf, feature, name, late)
+        out = wdef.agg(value=aggregator(feature.aggregation, feature.hash)).current()
+    # the update's Kafka timestamp is the event time of the record that caused it
+    # (quixstreams would stamp window outputs with the window start)
+    return out.apply(to_update, metadata=True).set_timestamp(lambda u, *_: int(u["event_time_ms"]))
+
+
+def _window_definition(sdf: StreamingDataFrame, feature: Feature, name: str, late: Any) -> Any:
+    w = feature.window
+    if isinstance(w, Tumbling):
+        return sdf.tumbling_window(duration_ms=w.size_ms, grace_ms=w.grace_ms, name=name, on_late=late)
+    if isinstance(w, Hopping):
+        return sdf.hopping_window(
+            duration_ms=w.size_ms, step_ms=w.step_ms, grace_ms=w.grace_ms, name=name, on_late=late
+        )
+    if isinstance(w, Session):
+        return sdf.session_window(inactivity_gap_ms=w.gap_ms, grace_ms=w.grace_ms, name=name, on_late=late)
+    raise TypeError(f"unknown window {w!r}")
+
+
+def sliding_step(
+    feature: Feature, on_late: Callable[..., bool]
+) -> Callable[[Any, Any], list[dict[str, Any]]]:
+    """The sliding window as a keyed stateful step (RocksDB state, changelog like any window).
+
+    Why not ``sdf.sliding_window()``: quixstreams 3.28 seeds a new window from
+    the aggregate of an older stored window, and deletes windows that are
+    expired even when their records still belong to a later window. With
+    out-of-order input it then loses records: size 25 ms, grace 8 ms, event
+    times 0, 7, 8, 9, 6 -> the window [-19, 6] of the last record counts 1
+    instead of 2 (the record at 0 is gone). Here the step keeps the on-time
+    records that any future window can still need (event time at least
+    ``L - grace - size``) and folds each emitted window from them.
+
+    A record with ``t < L - grace`` is late. An on-time record emits its own
+    window ``[t - size, t]`` and the window ``[u - size, u]`` of every distinct
+    buffered event time ``t < u <= t + size``, ascending.
+    """
+    w = feature.window
+    assert isinstance(w, Sliding)
+    size, grace = w.size_ms, w.grace_ms
+    agg = feature.aggregation
+    latest_key, buffer_key = f"{feature.hash}:latest_ms", f"{feature.hash}:buffer"
+
+    def step(value: dict[str, Any], state: Any) -> list[dict[str, Any]]:
+        item = value["i"]
+        t = item[0]
+        latest = state.get(latest_key)
+        if latest is not None and t < latest - grace:
+            on_late(value, None, t, latest - grace - t, t, t, "sliding", "", -1, -1)
+            return []
+        latest = t if latest is None else max(latest, t)
+        horizon = latest - grace - size  # no future window reaches below this
+        buffer = [it for it in [*state.get(buffer_key, []), item] if it[0] >= horizon]
+        state.set(latest_key, latest)
+        state.set(buffer_key, buffer)
+        out = []
+        for u in sorted({it[0] for it in buffer if t <= it[0] <= t + size}):
+            acc = agg.initialize()
+            for it in buffer:  # arrival order, as the backfill folds
+                if u - size <= it[0] <= u:
+                    acc = agg._update_item(acc, it)
+            out.append({"start": max(0, u - size), "end": u, "value": agg.result(acc)})
+        return out
+
+    return step
+
+
+def _quiet_late(*_: Any) -> bool:
+    return False  # lateness is reported by the caller (DLQ / late rows), not logged per window
+
+
+# -- running the real window code without a broker ----------------------------------
+
+
+class _Harness:
+    """One broker-less Application with the window half of one feature compiled once.
+
+    Every run starts a fresh checkpoint and never commits it, so state starts
+    empty each time while RocksDB stores are opened only once.
+    """
+
+    def __init__(self, feature: Feature, state_dir: Path) -> None:
+        from quixstreams import Application
+        from quixstreams.models.topics import Topic, TopicConfig
+
+        self.app: Application = Application(
+            broker_address="127.0.0.1:1",  # never contacted
+            use_changelog_topics=False,
+            state_dir=state_dir,
+            auto_create_topics=False,
+            rocksdb_options=rocksdb_options(),
+            loglevel=None,  # leave the process's logging alone
+        )
+
+        def fetch(topic: Topic) -> Topic:
+            # What the broker would answer for a plain 64-partition topic.
+            fetched = Topic(name=topic.name)
+            fetched.broker_config = TopicConfig(
+                num_partitions=64,
+                replication_factor=1,
+                extra_config={"retention.ms": "-1", "retention.bytes": "-1"},
+            )
+            return fetched
+
+        self.app._topic_manager._fetch_topic = fetch  # type: ignore[method-assign]
+        self.topic = self.app.topic(f"harness-{next(_names)}", value_deserializer="json")
+        self.sdf = window(self.app.dataframe(self.topic), feature)
+        self.assigned: set[int] = set()
+
+    def run(self, items: list[tuple[int, Any, dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+        """(state partition, key, projected value) per record -> the updates each one emitted."""
+        from quixstreams.models import MessageContext
+
+        ctx = self.app._processing_context
+        for partition in sorted({p for p, _, _ in items} - self.assigned):
+            self.app._state_manager.on_partition_assign(
+                stream_id=self.sdf.stream_id, partition=partition, committed_offsets={}
+            )
+            self.assigned.add(partition)
+        ctx.init_checkpoint()  # fresh, never committed: the state of this run only
+        out = []
+        for n, (partition, key, value) in enumerate(items):
+            mc = MessageContext(topic=self.topic.name, partition=partition, offset=n, size=0)
+            got = self.sdf.test(value, key=key, timestamp=value["i"][0], ctx=mc)
+            out.append([v for v, *_ in got])
+        return out
+
+
+_harnesses: dict[str, _Harness] = {}  # by window + aggregation: all the window half depends on
+_harness_root: Path | None = None
+
+
+def _harness(feature: Feature) -> _Harness:
+    global _harness_root
+    if _harness_root is None:
+        _harness_root = Path(tempfile.mkdtemp(prefix="workbench-harness-"))
+        atexit.register(shutil.rmtree, _harness_root, ignore_errors=True)
+    from workbench.features.definition import spec_hash
+
+    key = spec_hash({"window": feature.window.spec(), "aggregation": feature.aggregation.spec()})
+    h = _harnesses.get(key)
+    if h is None:
+        h = _harnesses[key] = _Harness(feature, _harness_root / key)
+    return h
+
+
+def run_stream_on_frame(feature: Feature, events: pd.DataFrame) -> pd.DataFrame:
+    """Run the real quixstreams window of ``feature`` over an events frame, broker-less.
+
+    Rows are processed in frame order (give it partition/offset order). The
+    filter and projection are the same functions the live pipeline runs; a
+    regrouped entity's records share one state partition, as after
+    ``group_by``. Output: :data:`OUTPUT_COLUMNS`, one row per window update,
+    and one ``late=True`` row for a record that updated no window.
+
+    >>> import pandas as pd
+    >>> from workbench.features import aggregations as agg, windows as win
+    >>> from workbench.features.definition import SESSION
+    >>> f = Feature("n", SESSION, win.Tumbling(size_ms=10), agg.Count())
+    >>> ev = pd.DataFrame({"session_id": ["s"] * 3, "event_time_ms": [1001, 1005, 1012],
+    ...                    "partition": 0, "offset": [0, 1, 2]})
+    >>> run_stream_on_frame(f, ev)[["offset", "window_start_ms", "value"]].values.tolist()
+    [[0, 1000, 1], [1, 1000, 2], [2, 1010, 1]]
+    """
+    import pandas as pd
+
+    project = projector(feature)
+    regroup = not feature.entity.is_message_key
+    records = events.to_dict("records")
+    kept: list[tuple[dict[str, Any], tuple[int, Any, dict[str, Any]]]] = []
+    for event in records:
+        event = {k: (None if _is_na(v) else v) for k, v in event.items()}
+        value = project(event, int(event["partition"]), int(event["offset"]))
+        if value is None or value["k"] is None:
+            continue  # filtered out, or no key: quixstreams windows skip None keys
+        state_partition = 0 if regroup else int(event["partition"])
+        kept.append((event, (state_partition, value["k"].encode(), value)))
+    emitted = _harness(feature).run([item for _, item in kept])
+    rows = []
+    for (_event, (_, key, value)), updates in zip(kept, emitted, strict=True):
+        t, p, o, _v = value["i"]
+        if not updates:
+            rows.append([p, o, key.decode(), t, None, None, None, True])
+        for u in updates:
+            rows.append([p, o, key.decode(), t, u["window_start_ms"], u["window_end_ms"], u["value"], False])
+    frame = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+    # values stay python objects: None is not NaN, a list is not a column
+    values = pd.Series([None] * len(rows), dtype=object)
+    for i, row in enumerate(rows):
+        values.iat[i] = row[6]
+    frame["value"] = values
+    frame[["window_start_ms", "window_end_ms"]] = frame[["window_start_ms", "window_end_ms"]].astype("Int64")
+    return frame
+
+
+def _is_na(v: Any) -> bool:
+    try:
+        return bool(v != v) or v is None  # NaN / pd.NA / None
+    except TypeError:  # pd.NA raises on bool()
+        return True
