@@ -6,14 +6,27 @@ import sys
 import workbench
 
 PUBLIC = [
+    "Entity",
+    "Feature",
+    "FeatureFrame",
+    "FeatureSet",
+    "LeakageError",
     "Settings",
     "ShopSimulator",
     "Tap",
     "WorkbenchWarning",
     "__version__",
+    "aggregations",
+    "backfill",
+    "col",
+    "evaluate",
+    "labels",
     "replay",
     "settings",
+    "skew_check",
     "tap",
+    "training_frame",
+    "windows",
 ]
 
 

@@ -28,6 +28,19 @@ _LAZY = {
     "Tap": "workbench.taps.tap:Tap",
     "replay": "workbench.taps.replay:replay",
     "ShopSimulator": "workbench.streams.simulator:ShopSimulator",
+    "Entity": "workbench.features.definition:Entity",
+    "Feature": "workbench.features.definition:Feature",
+    "FeatureSet": "workbench.features.definition:FeatureSet",
+    "col": "workbench.features.expr:col",
+    "windows": "workbench.features.windows:",
+    "aggregations": "workbench.features.aggregations:",
+    "backfill": "workbench.features.backfill:backfill",
+    "skew_check": "workbench.features.skew:skew_check",
+    "training_frame": "workbench.features.training:training_frame",
+    "evaluate": "workbench.evaluation.evaluate:evaluate",
+    "FeatureFrame": "workbench.evaluation.evaluate:FeatureFrame",
+    "LeakageError": "workbench.evaluation.progressive:LeakageError",
+    "labels": "workbench.evaluation.labels:",
 }
 
 __all__ = sorted([*_LAZY, "WorkbenchWarning", "__version__"])
@@ -38,7 +51,8 @@ def __getattr__(name: str) -> Any:
     if target is None:
         raise AttributeError(f"module 'workbench' has no attribute {name!r}")
     module, attr = target.split(":")
-    value = getattr(importlib.import_module(module), attr)
+    mod = importlib.import_module(module)
+    value = getattr(mod, attr) if attr else mod
     globals()[name] = value
     return value
 

@@ -58,3 +58,46 @@ def evaluation_figure(result: EvaluationResult) -> go.Figure:
     fig.update_xaxes(title_text="labelled examples", row=2, col=1)
     fig.update_yaxes(tickformat=".1%", row=2, col=1)
     return fig
+
+
+class LiveChart:
+    """A FigureWidget that redraws as the evaluation generator yields snapshots (notebooks only)."""
+
+    def __init__(self, widget: Any) -> None:
+        self.widget = widget
+
+    @classmethod
+    def in_notebook(cls) -> LiveChart | None:
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+        except ImportError:
+            return None
+        if shell is None or not hasattr(shell, "kernel"):
+            return None
+        import plotly.graph_objects as go
+        from IPython.display import display
+
+        widget = go.FigureWidget(
+            data=[go.Scatter(name="baseline", x=[], y=[]), go.Scatter(name="candidate", x=[], y=[])],
+            layout={"height": 300, "template": "plotly_white", "title": "evaluating...",
+                    "xaxis": {"title": "labelled examples"}, "margin": {"l": 40, "r": 10, "t": 40, "b": 30}},
+        )
+        display(widget)
+        return cls(widget)
+
+    def update(self, loop: Any, snap: Any) -> None:
+        name = loop.metric_names[0]
+        ns = [row["n"] for row in loop.curve]
+        with self.widget.batch_update():
+            for trace, arm in zip(self.widget.data, ("baseline", "candidate"), strict=True):
+                trace.x = ns
+                trace.y = [row[f"{arm}.{name}.rolling"] for row in loop.curve]
+            self.widget.layout.title = f"{name} (rolling), {snap.n_labelled} labelled"
+
+    def finish(self, result: EvaluationResult) -> None:
+        from IPython.display import display
+
+        self.widget.layout.title = result.summary()[:110]
+        display(result.figure())

@@ -8,13 +8,15 @@ delay is per example.
 
 >>> import pandas as pd
 >>> ev = pd.DataFrame({
-...     "event_type": ["view", "view", "purchase"],
-...     "session_id": ["s1", "s1", "s1"],
-...     "item_id": ["a", "b", "a"],
-...     "event_time_ms": [0, 1_000, 60_000],
+...     "event_type": ["view", "view", "purchase", "view"],
+...     "session_id": ["s1", "s1", "s1", "s2"],
+...     "item_id": ["a", "b", "a", "c"],
+...     "event_time_ms": [0, 1_000, 60_000, 2_000_000],
 ... })
 >>> purchase_within(minutes=30).compute(ev)[["item_id", "y", "label_time_ms"]].to_dict("records")
-[{'item_id': 'a', 'y': True, 'label_time_ms': 60000}, {'item_id': 'b', 'y': False, 'label_time_ms': 1801000}]
+[{'item_id': 'a', 'y': True, 'label_time_ms': 60000}, {'item_id': 'b', 'y': False, 'label_time_ms': 1801000}, {'item_id': 'c', 'y': None, 'label_time_ms': 3800000}]
+
+The last view's wait had not run out when the history ends, so its label is missing.
 """
 
 from __future__ import annotations

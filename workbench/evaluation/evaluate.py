@@ -1,0 +1,222 @@
+"""``wb.evaluate``: a candidate feature list against a baseline, prequentially, on history.
+
+For every prediction event (the label's ``on`` events), each arm gets the
+values of its features as they were available strictly before the prediction
+time (the features issue's point-in-time join), predicts, and learns when the
+label arrives. The record of the run is stored for the promotion gate.
+
+>>> import pandas as pd
+>>> from river import linear_model
+>>> from workbench.evaluation.labels import purchase_within
+>>> from workbench.features import aggregations as agg, windows as win
+>>> from workbench.features.definition import SESSION, Feature, col
+>>> views = Feature("views", SESSION, win.Sliding(size_ms=600_000), agg.Count(), where=col("event_type") == "view")
+>>> ev = pd.DataFrame({"session_id": ["s"] * 4, "item_id": ["a", "b", "a", "a"],
+...     "event_type": ["view", "view", "view", "purchase"], "event_time_ms": [0, 1_000, 2_000, 3_000],
+...     "partition": 0, "offset": [0, 1, 2, 3]})
+>>> res = evaluate(linear_model.LogisticRegression(), label=purchase_within(30), baseline=[],
+...                candidate=[views], source=ev, record=False)
+>>> res.counts["predicted"], res.counts["missing"]
+(3, 1)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import WorkbenchError
+from workbench.evaluation.progressive import Example, Progressive
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from river.base import Estimator
+
+    from workbench.evaluation.labels import Label
+    from workbench.evaluation.result import EvaluationResult
+    from workbench.features.definition import Feature
+
+
+@dataclass(frozen=True)
+class FeatureFrame:
+    """Precomputed values to join as of ``time``; ``source_time`` is the newest event each value used.
+
+    The evaluation joins on ``time`` and checks ``source_time`` against the
+    prediction time, so a frame joined on the wrong clock (e.g. a window's
+    start while its value used the whole window) raises ``LeakageError``.
+    """
+
+    name: str
+    frame: pd.DataFrame
+    key: str
+    value: str
+    time: str
+    source_time: str
+
+
+def _values_as_of(
+    predictions: pd.DataFrame, features: Sequence[Feature | FeatureFrame], events: pd.DataFrame
+) -> tuple[dict[str, Any], Any]:
+    """Feature name -> values aligned to ``predictions``, and the newest source time per row."""
+    import numpy as np
+    import pandas as pd
+
+    from workbench.features.backfill import backfill
+    from workbench.features.training import available_updates
+
+    out: dict[str, Any] = {}
+    newest = np.full(len(predictions), -(2**62), dtype="int64")
+    t = predictions["event_time_ms"].to_numpy(dtype="int64")
+    for f in features:
+        left = pd.DataFrame({"_row": np.arange(len(predictions)), "_t": t})
+        if isinstance(f, FeatureFrame):
+            left["key"] = predictions[f.key].astype(str).to_numpy()
+            right = pd.DataFrame({"key": f.frame[f.key].astype(str).to_numpy(), "_at": f.frame[f.time].to_numpy(),
+                                  "value": f.frame[f.value].to_numpy(), "_src": f.frame[f.source_time].to_numpy()})
+        else:
+            left["key"] = f.entity.key_expr.evaluate_frame(predictions).astype(str).to_numpy()
+            ups = available_updates(backfill(f, events)).drop_duplicates(["key", "available_ms"], keep="last")
+            right = ups[["key", "available_ms", "value"]].rename(columns={"available_ms": "_at"})
+            right = right.assign(_src=right["_at"], key=right["key"].astype(str))
+        right = right.assign(_at=right["_at"].astype("int64")).sort_values("_at", kind="stable")
+        joined = pd.merge_asof(left.sort_values("_t", kind="stable"), right, left_on="_t", right_on="_at",
+                               by="key", allow_exact_matches=False, direction="backward").sort_values("_row")
+        out[f.name] = joined["value"].to_numpy()
+        src = joined["_src"].fillna(-(2**62)).to_numpy(dtype="int64")
+        newest = np.maximum(newest, src)
+    return out, newest
+
+
+def _number(name: str, v: Any) -> float | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, bool | int | float):
+        return float(v)
+    if hasattr(v, "item"):
+        return float(v.item())
+    raise WorkbenchError(f"feature {name!r} has non-numeric values ({type(v).__name__}); "
+                         "evaluate a numeric feature derived from it")
+
+
+def examples_from_history(
+    events: pd.DataFrame,
+    label: Label,
+    arms: dict[str, Sequence[Feature | FeatureFrame]],
+) -> Iterator[Example]:
+    """Prediction examples in event-time order, with point-in-time features and delayed labels."""
+    events = events.reset_index(drop=True)
+    preds = label.compute(events).sort_values("event_time_ms", kind="stable").reset_index(drop=True)
+    names = {f.name for fs in arms.values() for f in fs}
+    by_name = {f.name: f for fs in arms.values() for f in fs}
+    values, newest = _values_as_of(preds, [by_name[n] for n in sorted(names)], events)
+    t = preds["event_time_ms"].to_numpy(dtype="int64")
+    label_t = preds["label_time_ms"].to_numpy(dtype="int64")
+    ys = preds["y"].to_numpy()
+    keys = preds["event_id"].astype(str).to_numpy() if "event_id" in preds else preds.index.astype(str)
+    for i in range(len(preds)):
+        x = {}
+        for arm, fs in arms.items():
+            row = {}
+            for f in fs:
+                v = _number(f.name, values[f.name][i])
+                if v is not None:
+                    row[f.name] = v
+            x[arm] = row
+        y = ys[i]
+        yield Example(str(keys[i]), int(t[i]), x, None if y is None else bool(y), int(label_t[i]),
+                      int(newest[i]) if newest[i] > -(2**62) else None)
+
+
+def data_range(events: pd.DataFrame, topic: str | None) -> dict[str, Any]:
+    """(topic, partition -> [first, last] offset) plus event-time bounds: enough to replay it."""
+    parts: dict[str, list[int]] = {}
+    if "partition" in events and "offset" in events and len(events):
+        g = events.groupby("partition")["offset"].agg(["min", "max"])
+        parts = {str(p): [int(r["min"]), int(r["max"])] for p, r in g.iterrows()}
+    times = events["event_time_ms"]
+    return {"topic": topic, "partitions": parts,
+            "event_time_ms": [int(times.min()), int(times.max())] if len(events) else None}
+
+
+def model_spec(model: Estimator) -> dict[str, Any]:
+    return {"class": f"{type(model).__module__}.{type(model).__qualname__}", "repr": repr(model)}
+
+
+def evaluate(
+    model: Estimator,
+    *,
+    label: Label,
+    baseline: Sequence[Feature | FeatureFrame],
+    candidate: Sequence[Feature | FeatureFrame],
+    source: pd.DataFrame | str | None = None,
+    start: Any = None,
+    end: Any = None,
+    feature_set: str | None = None,
+    max_label_wait_ms: int | None = None,
+    chart: bool | None = None,
+    record: bool = True,
+    every: int = 500,
+) -> EvaluationResult:
+    """Paired prequential evaluation of ``candidate`` vs ``baseline`` features, on history.
+
+    ``source`` is an events frame (with ``partition`` and ``offset``), or a topic
+    name read with ``wb.replay(source, start, end)``. In a notebook, ``chart``
+    (default on) draws both metric curves, the lift band and drift marks live.
+    """
+    topic = source if isinstance(source, str) or source is None else None
+    if topic is not None or source is None:
+        from workbench.taps.replay import replay
+
+        events = replay(topic, start, end)
+    else:
+        events = source
+    if len(events) == 0:
+        raise WorkbenchError("no events to evaluate on: widen the range or stream some history first")
+    loop = Progressive({"baseline": model.clone(), "candidate": model.clone()},
+                       max_label_wait_ms=max_label_wait_ms, every=every)
+    examples = examples_from_history(events, label, {"baseline": baseline, "candidate": candidate})
+    live = _live_chart() if chart is None or chart else None
+    for snap in loop.iterate(examples):
+        if live is not None:
+            live.update(loop, snap)
+    result = loop.result("baseline", "candidate")
+    if live is not None:
+        live.finish(result)
+    if record:
+        result.record_id = _store(result, model, label, baseline, candidate, events, topic, feature_set)
+    return result
+
+
+def _hashes(features: Sequence[Feature | FeatureFrame]) -> list[str]:
+    return sorted(getattr(f, "hash", f"frame:{f.name}") for f in features)
+
+
+def _store(result: EvaluationResult, model: Estimator, label: Label, baseline: Sequence[Any],
+           candidate: Sequence[Any], events: pd.DataFrame, topic: str | None, feature_set: str | None) -> str:
+    from workbench.evaluation.records import EvaluationRecord, save
+    from workbench.features.definition import Feature
+    from workbench.features.definition import save as save_definitions
+
+    defined = [f for f in [*baseline, *candidate] if isinstance(f, Feature)]
+    save_definitions(defined)  # so the record's hashes can be rebuilt later
+    rec = EvaluationRecord(
+        model_spec={**model_spec(model), "label": label.spec()},
+        baseline_hashes=_hashes(baseline),
+        candidate_hashes=_hashes(candidate),
+        data_range=data_range(events, topic),
+        label_delay_ms=label.within_ms,
+        metrics=result.metrics,
+        lift=result.lift.to_dict(),
+        verdict=result.verdict,
+        counts=result.counts,
+        feature_set=feature_set,
+    )
+    return save(rec)
+
+
+def _live_chart() -> Any:
+    from workbench.evaluation.chart import LiveChart
+
+    return LiveChart.in_notebook()
