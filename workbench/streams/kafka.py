@@ -6,14 +6,20 @@ external cluster reach all of them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from workbench.config import Settings, settings
-from workbench.errors import BrokerUnavailable
+from workbench.errors import BrokerUnavailable, WorkbenchError
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient
+
+T = TypeVar("T")
+# How long a topic may be missing from metadata before we call it absent.
+NEW_TOPIC_GRACE_S = 2.0
 
 # Room for a 1 MiB record plus headers on data topics; DLQ records also carry a reason.
 TOPIC_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
@@ -106,3 +112,53 @@ def delete_topics(names: list[str], s: Settings | None = None) -> None:
         except Exception as exc:  # a topic that is already gone is fine
             if "UNKNOWN_TOPIC" not in str(exc):
                 raise
+
+
+def not_yet(exc: Exception) -> bool:
+    """True for a broker error that goes away by itself (e.g. a new topic's leader is being elected)."""
+    from confluent_kafka import KafkaError
+
+    err = exc.args[0] if exc.args else None
+    if not isinstance(err, KafkaError):
+        return False
+    return bool(err.retriable()) or err.code() in (
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+    )
+
+
+def retrying(call: Callable[[], T], timeout_s: float = 15.0) -> T:
+    """``call()``, retried while the broker says "not yet" (a topic just created has no leader yet)."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            if not not_yet(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
+    """(low, high) watermark offsets of one partition, asked of the broker."""
+    from confluent_kafka import TopicPartition
+
+    tp = TopicPartition(topic, partition)
+    lo, hi = retrying(lambda: consumer.get_watermark_offsets(tp, timeout=10))
+    return int(lo), int(hi)
+
+
+def partitions(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> list[int]:
+    """The partition ids of ``topic``; a clear error when it does not exist."""
+    deadline = time.monotonic() + NEW_TOPIC_GRACE_S
+    while True:
+        md = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if md is not None and md.error is None and md.partitions:
+            return sorted(md.partitions)
+        if time.monotonic() > deadline:  # a topic created a moment ago may not be in metadata yet
+            raise WorkbenchError(f"topic {topic!r} does not exist; list topics with `workbench stack status`")
+        time.sleep(0.1)
