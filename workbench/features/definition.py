@@ -139,6 +139,25 @@ class Feature:
     def __repr__(self) -> str:
         return f"Feature({self.name!r}, hash={self.hash})"
 
+    # -- in the notebook ------------------------------------------------------
+    def backfill(self, history: Any) -> Any:
+        """What the stream path emits at every record of ``history`` (an events DataFrame)."""
+        from workbench.features.backfill import backfill
+
+        return backfill(self, history)
+
+    def check_skew(self, history: Any, record: bool = True) -> Any:
+        """Run both paths over ``history``; a SkewReport lists every mismatch (expect 0)."""
+        from workbench.features.review import check_skew
+
+        return check_skew(self, history, record=record)
+
+    def preview(self, tap: Any, duration_s: float = 10.0, **kwargs: Any) -> Any:
+        """Live values from a tap, as a table and a chart, for ``duration_s`` seconds."""
+        from workbench.features.review import preview
+
+        return preview(self, tap, duration_s=duration_s, **kwargs)
+
 
 @dataclass(frozen=True, eq=False)
 class FeatureSet:
@@ -173,6 +192,24 @@ class FeatureSet:
     @property
     def hash(self) -> str:
         return spec_hash(self.spec())
+
+    def backfill(self, history: Any) -> Any:
+        """Every feature's per-record output over ``history``, stacked with a ``feature`` column."""
+        import pandas as pd
+
+        from workbench.features.backfill import backfill
+
+        return pd.concat([backfill(f, history).assign(feature=f.name) for f in self.features], ignore_index=True)
+
+    def check_skew(self, history: Any, record: bool = True) -> Any:
+        from workbench.features.review import check_skew
+
+        return check_skew(self, history, record=record)
+
+    def preview(self, tap: Any, duration_s: float = 10.0, **kwargs: Any) -> Any:
+        from workbench.features.review import preview
+
+        return preview(self, tap, duration_s=duration_s, **kwargs)
 
 
 def spec_hash(spec: dict[str, Any]) -> str:
