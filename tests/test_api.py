@@ -6,14 +6,18 @@ import sys
 import workbench
 
 PUBLIC = [
+    "CATEGORY",
     "Entity",
     "Feature",
     "FeatureFrame",
     "FeatureSet",
+    "ITEM",
     "LeakageError",
+    "SESSION",
     "Settings",
     "ShopSimulator",
     "Tap",
+    "USER",
     "WorkbenchWarning",
     "__version__",
     "aggregations",
