@@ -22,6 +22,7 @@ from workbench.features.aggregations import Aggregation
 from workbench.features.backfill import backfill
 from workbench.features.definition import SESSION, USER, Entity, Feature, col
 from workbench.features.derived import Derived, Filtered
+from workbench.features.session import RecentItems, SessionEmbedding
 from workbench.features.skew import mismatches
 from workbench.features.stream import run_stream_on_frame
 
@@ -42,6 +43,9 @@ class SumOfSquares(Aggregation):
     def merge(self, a: int, b: int) -> int:
         return a + b
 
+
+# item embeddings for the session embedding; i4 is missing on purpose (missing items are ignored)
+EMBEDDINGS = {"i1": [0.1, -0.7, 0.3], "i2": [0.9, 0.2, -0.4], "i3": [-0.25, 0.5, 0.05]}
 
 AGGREGATIONS: dict[str, Aggregation] = {
     "count": agg.Count(),
@@ -67,6 +71,9 @@ AGGREGATIONS: dict[str, Aggregation] = {
         spend=agg.Sum("price"),
         top_book=Filtered(agg.Max("price"), col("category") == "books"),
     ),
+    # session feature kinds (workbench.features.session)
+    "recent_items": RecentItems("item_id", n=2),
+    "session_embedding": SessionEmbedding("item_id", EMBEDDINGS, half_life_ms=7),
 }
 
 WINDOWS: dict[str, list[win.Window]] = {

@@ -12,5 +12,7 @@ Modules, one noun each:
 * :mod:`~workbench.features.job` - the live job writing ``features.<set>`` (and late records to the DLQ);
 * :mod:`~workbench.features.backfill` - the vectorized backfill;
 * :mod:`~workbench.features.skew` - stream vs backfill comparison;
-* :mod:`~workbench.features.training` - point-in-time training frames.
+* :mod:`~workbench.features.training` - point-in-time training frames;
+* :mod:`~workbench.features.session` - the standard session feature set, item lists, session embedding;
+* :mod:`~workbench.features.request` - request-time features, evaluated online and offline alike.
 """

@@ -42,6 +42,8 @@ def available_updates(output: pd.DataFrame) -> pd.DataFrame:
     Late rows still count towards the running max (they never raise it).
     """
     out = output.copy()
+    # int64 first: an output with no rows has object columns, and cummax refuses those
+    out["event_time_ms"] = out["event_time_ms"].astype("int64")
     out["available_ms"] = out.groupby("key", sort=False)["event_time_ms"].cummax().astype("int64")
     return out[~out["late"].astype(bool)]
 
