@@ -6,6 +6,7 @@ JupyterLab are children of it and stop with it.
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import subprocess
@@ -47,6 +48,8 @@ def start(rate: int = 50, s: Settings | None = None, notebooks: Path = NOTEBOOKS
         f"--ServerApp.port={s.jupyter_port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
         f"--LabApp.default_url=/lab/tree/{FIRST_TUTORIAL}",
+        # these machines run as root; Jupyter refuses that unless told
+        *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
     ], log_dir / "jupyterlab.log")  # fmt: skip
     url = f"http://127.0.0.1:{s.jupyter_port}/lab/tree/{FIRST_TUTORIAL}?token={token}"
     _wait_http(f"http://127.0.0.1:{s.jupyter_port}/api/status?token={token}", lab, log_dir / "jupyterlab.log")
