@@ -154,3 +154,57 @@ def test_live_updates_equal_backfill(
     assert got_positions == late_positions
     # the job's own topics: output, repartition and changelogs
     kafka.delete_topics([t for t in kafka.list_topics(s=broker) if fs.name in t], s=broker)
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_malformed_events_go_to_the_dlq_and_leave_values_unaffected(
+    broker: Settings, new_topic: Callable[..., str]
+) -> None:
+    source = new_topic("feat_bad", partitions=1)
+    feature = Feature("views_t", SESSION, win.Tumbling(size_ms=50, grace_ms=100), agg.Count(),
+                      where=col("event_type") == "view", source=source)
+    fs = FeatureSet(f"t{uuid.uuid4().hex[:8]}", [feature])
+    good = make_events(60, seed=9)
+    bad = {  # position in the stream -> (payload, expected reason)
+        5: (b"{not json", "not_json"),
+        17: (encode({**good[0], "price": "free"}), "wrong_type:price"),
+        29: (encode({k: v for k, v in good[1].items() if k != "session_id"}), "missing:session_id"),
+        41: (b'{"pad": "' + b"x" * (broker.max_event_bytes + 10) + b'"}', "too_large"),
+    }
+    p = kafka.producer(broker)
+    offsets: list[int] = []
+
+    def delivered(err: Any, msg: Any) -> None:
+        assert err is None, err
+        offsets.append(msg.offset())
+
+    stream, g = [], iter(good)
+    for i in range(len(good) + len(bad)):
+        event = None if i in bad else next(g)
+        stream.append((b"s0", bad[i][0]) if event is None else (event["session_id"].encode(), encode(event)))
+    for key, raw in stream:  # one at a time: offsets in send order
+        p.produce(source, key=key, value=raw, on_delivery=delivered)
+        p.flush(30)
+    frame = pd.DataFrame(good).assign(partition=0, offset=[o for i, o in enumerate(offsets) if i not in bad])
+
+    try:
+        run(fs, timeout=8.0)
+        run(fs, timeout=4.0)  # a second run of the same job reads nothing new and dead-letters nothing twice
+    finally:
+        shutil.rmtree(broker.home / "state" / f"{fs.name}-{fs.hash}", ignore_errors=True)
+
+    written = [json.loads(r["value"]) for r in read_all(fs.topic, broker)]
+    expected = backfill(feature, frame)
+    exp = expected[~expected.late]
+    got = sorted(written, key=lambda u: (u["source_offset"], u["window_start_ms"]))
+    assert [(u["source_offset"], u["value"]) for u in got] == list(zip(exp.offset, exp.value, strict=True))
+
+    dlq = [r for r in read_all(f"{source}.dlq", broker) if r["headers"]["reason"] != b"late"]
+    by_offset = {int(r["headers"]["source_offset"]): r for r in dlq}
+    assert len(dlq) == len(bad) == len(by_offset)
+    for i, (payload, reason) in bad.items():
+        r = by_offset[offsets[i]]
+        assert r["headers"]["reason"].decode() == reason
+        assert r["value"] == payload
+    kafka.delete_topics([t for t in kafka.list_topics(s=broker) if fs.name in t], s=broker)

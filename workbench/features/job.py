@@ -26,6 +26,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from workbench.features.definition import Feature, FeatureSet
+from workbench.features.intake import Intake, deserializer
 from workbench.features.stream import event_time, prepare, rocksdb_options, window
 from workbench.features.windows import Hopping
 
@@ -96,16 +97,24 @@ class LateRecords:
 
 
 def compile_feature_set(
-    app: Application, feature_set: FeatureSet, late: LateRecords | None = None
+    app: Application, feature_set: FeatureSet, late: LateRecords | None = None, intake: Intake | None = None
 ) -> StreamingDataFrame:
-    """Every feature of the set as a branch that writes updates to ``features.<set>``."""
+    """Every feature of the set as a branch that writes updates to ``features.<set>``.
+
+    Records first pass the shared validation (:mod:`workbench.features.intake`):
+    a malformed one goes to the DLQ and never reaches a window.
+    """
+    from workbench.config import settings
+
     if not feature_set.features:
         raise ValueError(f"feature set {feature_set.name!r} has no features")
     source = feature_set.features[0].source
-    topic = app.topic(source, value_deserializer="json", timestamp_extractor=event_time)
+    topic = app.topic(source, value_deserializer=deserializer(settings().max_event_bytes),
+                      timestamp_extractor=event_time)
     out = app.topic(feature_set.topic, value_serializer="json", key_serializer="str")
     late = late or LateRecords()
-    sdf = app.dataframe(topic)
+    intake = intake or Intake(late.dead_letters)
+    sdf = app.dataframe(topic).filter(intake.accept)
     for feature in feature_set:
         branch = window(prepare(sdf, feature), feature, on_late=late.callback(feature))
         branch.to_topic(out, key=lambda update: str(update["key"]))
@@ -113,7 +122,10 @@ def compile_feature_set(
 
 
 def pipeline(
-    features: Feature | FeatureSet, exactly_once: bool = False, late: LateRecords | None = None
+    features: Feature | FeatureSet,
+    exactly_once: bool = False,
+    late: LateRecords | None = None,
+    intake: Intake | None = None,
 ) -> tuple[Application, StreamingDataFrame]:
     """Compile a feature (as a one-feature set of the same name) or a feature set to an Application.
 
@@ -121,7 +133,7 @@ def pipeline(
     """
     feature_set = features if isinstance(features, FeatureSet) else FeatureSet(features.name, [features])
     app = application(feature_set, exactly_once=exactly_once)
-    return app, compile_feature_set(app, feature_set, late)
+    return app, compile_feature_set(app, feature_set, late, intake)
 
 
 def run(
@@ -142,8 +154,12 @@ def run(
 
     save(feature_set.features)  # every hash in the output can be rebuilt from the registry
     source = feature_set.features[0].source
-    late = LateRecords(DeadLetters(source) if dead_letter else None)
-    app, _ = pipeline(feature_set, exactly_once=exactly_once, late=late)
+    dead_letters = DeadLetters(source) if dead_letter else None
+    if dead_letters is not None:
+        dead_letters.prime()  # a restarted job must not dead-letter a record a second time
+    late = LateRecords(dead_letters)
+    intake = Intake(dead_letters)
+    app, _ = pipeline(feature_set, exactly_once=exactly_once, late=late, intake=intake)
     try:
         updates = app.run(count=count, timeout=timeout)
     finally:

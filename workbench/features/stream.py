@@ -70,7 +70,13 @@ def rocksdb_options() -> RocksDBOptions:
 
 
 def event_time(value: Any, headers: Any, timestamp: float, timestamp_type: int) -> int:
-    """quixstreams timestamp extractor: event time from the payload, never the send time."""
+    """quixstreams timestamp extractor: event time from the payload, never the send time.
+
+    A malformed record has no event time; it keeps its send time until the
+    intake step dead-letters it (it never reaches a window).
+    """
+    if not isinstance(value, dict):
+        return int(timestamp)
     return int(value["event_time_ms"])
 
 
