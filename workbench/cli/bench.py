@@ -23,3 +23,28 @@ def tap(
     from workbench.bench.tap import run
 
     _emit(run(events=events, buffer_rows=buffer_rows))
+
+
+@app.command()
+def features(
+    stream_events: int = typer.Option(200_000, min=100, help="Events through the real pipeline and the raw consumer."),
+    backfill_events: int = typer.Option(5_000_000, min=1_000, help="Events in the in-memory backfill frame."),
+    replay_events: int = typer.Option(20_000, min=100, help="Events replayed through the stream path broker-less."),
+    month_days: int = typer.Option(30, min=1, max=30, help="Simulated days for incremental vs recompute."),
+) -> None:
+    """Feature throughput: live pipeline vs raw consumer, backfill vs stream replay, incremental vs recompute."""
+    from workbench.bench.features import run
+
+    _emit(run(stream_events=stream_events, backfill_events=backfill_events,
+              replay_events=replay_events, month_days=month_days))
+
+
+@app.command()
+def evaluation(
+    days: float = typer.Option(2.0, min=0.1, help="Simulated days of history."),
+    seed: int = typer.Option(11, help="Simulator seed."),
+) -> None:
+    """Prequential loop samples/s (features, labels, two arms) vs River's progressive_val_score."""
+    from workbench.bench.evaluation import run
+
+    _emit(run(days=days, seed=seed))

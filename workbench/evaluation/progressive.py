@@ -109,6 +109,7 @@ class Progressive:
         label_delay_ms: int = 0,
         max_label_wait_ms: int | None = None,
         rolling_window: int = 1000,
+        rolling_all: bool = False,
         every: int = 500,
     ) -> None:
         from river import base, drift, metrics
@@ -128,7 +129,11 @@ class Progressive:
         # label metrics (accuracy) score the argmax; probabilistic ones (log loss, AUC) the proba dict
         self.needs_label = [bool(getattr(m, "requires_labels", False)) for m in protos]
         self.metrics = {a: [m.clone() for m in protos] for a in self.arms}
-        self.rolling = {a: [_rolling(m, rolling_window) for m in protos] for a in self.arms}
+        # a rolling copy costs a full metric update per example; by default only the primary
+        # metric (the one the chart draws) gets one
+        rolled = protos if rolling_all else protos[:1]
+        self.rolling_names = self.metric_names[: len(rolled)]
+        self.rolling = {a: [_rolling(m, rolling_window) for m in rolled] for a in self.arms}
         self.adwin = {a: drift.ADWIN() for a in self.arms}
         self.label_delay_ms = label_delay_ms
         self.max_label_wait_ms = max_label_wait_ms
@@ -200,8 +205,9 @@ class Progressive:
             y_pred = p.y_pred[arm]
             if y_pred is not None and y_pred != {}:
                 label = max(y_pred, key=lambda k: y_pred[k]) if isinstance(y_pred, dict) else y_pred
-                for m, r, needs_label in zip(self.metrics[arm], self.rolling[arm], self.needs_label, strict=True):
+                for m, needs_label in zip(self.metrics[arm], self.needs_label, strict=True):
                     m.update(y, label if needs_label else y_pred)
+                for r, needs_label in zip(self.rolling[arm], self.needs_label, strict=False):
                     r.update(y, label if needs_label else y_pred)
             loss = per_example_loss(y, y_pred)
             self.losses[arm].append(loss)
@@ -220,8 +226,9 @@ class Progressive:
     def _flat_metrics(self) -> dict[str, float]:
         out = {}
         for arm in self.arms:
-            for name, m, r in zip(self.metric_names, self.metrics[arm], self.rolling[arm], strict=True):
+            for name, m in zip(self.metric_names, self.metrics[arm], strict=True):
                 out[f"{arm}.{name}"] = float(m.get())
+            for name, r in zip(self.rolling_names, self.rolling[arm], strict=True):
                 out[f"{arm}.{name}.rolling"] = float(r.get())
         return out
 
@@ -232,7 +239,7 @@ class Progressive:
             t_ms=t_ms,
             metrics={a: {n: float(m.get()) for n, m in zip(self.metric_names, self.metrics[a], strict=True)}
                      for a in self.arms},
-            rolling={a: {n: float(r.get()) for n, r in zip(self.metric_names, self.rolling[a], strict=True)}
+            rolling={a: {n: float(r.get()) for n, r in zip(self.rolling_names, self.rolling[a], strict=True)}
                      for a in self.arms},
             drift=list(self.drift_points),
         )
