@@ -160,3 +160,19 @@ def test_streaming_labels_equal_the_vectorised_ones() -> None:
                 assert row["event_time_ms"] + label.within_ms + joiner.grace_ms >= joiner.watermark_ms
 
     check()
+
+
+def test_default_metrics_match_rivers_own() -> None:
+    data = _phishing()
+    examples = [Example(key=str(i), t_ms=i, x={"a": x}, y=y) for i, (x, y) in enumerate(data)]
+    native = Progressive({"a": linear_model.LogisticRegression()}).run(examples)
+    explicit = {}
+    for metric in (metrics.LogLoss(), metrics.Accuracy(), metrics.ROCAUC(n_thresholds=200)):
+        res = Progressive({"a": linear_model.LogisticRegression()}, metric=metric,
+                          extra_metrics=[metrics.Accuracy()]).run(examples)
+        explicit[type(metric).__name__] = res.metrics["a"][type(metric).__name__]
+    assert native.metric_names == ["LogLoss", "Accuracy", "ROCAUC"]
+    assert native.metrics["a"]["LogLoss"] == pytest.approx(explicit["LogLoss"], rel=1e-12)
+    assert native.metrics["a"]["Accuracy"] == pytest.approx(explicit["Accuracy"], rel=1e-12)
+    # River's AUC is a thresholded approximation of the exact one
+    assert native.metrics["a"]["ROCAUC"] == pytest.approx(explicit["ROCAUC"], abs=0.01)

@@ -22,7 +22,6 @@ label arrives. The record of the run is stored for the promotion gate.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -89,44 +88,45 @@ def _values_as_of(
     return out, newest
 
 
-def _number(name: str, v: Any) -> float | None:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return None
-    if isinstance(v, bool | int | float):
-        return float(v)
-    if hasattr(v, "item"):
-        return float(v.item())
-    raise WorkbenchError(f"feature {name!r} has non-numeric values ({type(v).__name__}); "
-                         "evaluate a numeric feature derived from it")
-
-
 def examples_from_history(
     events: pd.DataFrame,
     label: Label,
     arms: dict[str, Sequence[Feature | FeatureFrame]],
 ) -> Iterator[Example]:
     """Prediction examples in event-time order, with point-in-time features and delayed labels."""
+    import numpy as np
+
     events = events.reset_index(drop=True)
     preds = label.compute(events).sort_values("event_time_ms", kind="stable").reset_index(drop=True)
     names = {f.name for fs in arms.values() for f in fs}
     by_name = {f.name: f for fs in arms.values() for f in fs}
     values, newest = _values_as_of(preds, [by_name[n] for n in sorted(names)], events)
-    t = preds["event_time_ms"].to_numpy(dtype="int64")
-    label_t = preds["label_time_ms"].to_numpy(dtype="int64")
-    ys = preds["y"].to_numpy()
-    keys = preds["event_id"].astype(str).to_numpy() if "event_id" in preds else preds.index.astype(str)
+    t = preds["event_time_ms"].to_numpy(dtype="int64").tolist()
+    label_t = preds["label_time_ms"].to_numpy(dtype="int64").tolist()
+    ys = preds["y"].to_numpy().tolist()
+    keys = preds["event_id"].astype(str).tolist() if "event_id" in preds else [str(i) for i in preds.index]
+    newest_ = [int(v) if v > -(2**62) else None for v in newest.tolist()]
+    columns = {name: _numeric_column(name, values[name]) for name in names}
+    # one row of floats per arm; NaN (no value yet) is left out of the dict, as River expects
+    rows = {arm: np.column_stack([columns[f.name] for f in fs]).tolist() if fs else [[]] * len(preds)
+            for arm, fs in arms.items()}
+    arm_names = {arm: [f.name for f in fs] for arm, fs in arms.items()}
     for i in range(len(preds)):
-        x = {}
-        for arm, fs in arms.items():
-            row = {}
-            for f in fs:
-                v = _number(f.name, values[f.name][i])
-                if v is not None:
-                    row[f.name] = v
-            x[arm] = row
+        x = {arm: {n: v for n, v in zip(arm_names[arm], rows[arm][i], strict=True) if v == v} for arm in arms}
         y = ys[i]
-        yield Example(str(keys[i]), int(t[i]), x, None if y is None else bool(y), int(label_t[i]),
-                      int(newest[i]) if newest[i] > -(2**62) else None)
+        yield Example(keys[i], t[i], x, None if y is None else bool(y), label_t[i], newest_[i])
+
+
+def _numeric_column(name: str, values: Any) -> Any:
+    """Feature values as float64 with NaN for "no value yet"; a clear error for non-numbers."""
+    import numpy as np
+
+    try:
+        return np.asarray([np.nan if v is None else v for v in values], dtype="float64")
+    except (TypeError, ValueError):
+        bad = next(v for v in values if v is not None and not isinstance(v, int | float | bool))
+        raise WorkbenchError(f"feature {name!r} has non-numeric values ({type(bad).__name__}); "
+                             "evaluate a numeric feature derived from it") from None
 
 
 def data_range(events: pd.DataFrame, topic: str | None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +86,30 @@ def per_example_loss(y: Any, y_pred: Any) -> float:
     return (float(y) - float(y_pred)) ** 2
 
 
+def roc_auc(y: Sequence[Any], score: Sequence[float]) -> float:
+    """Exact ROC AUC (the Mann-Whitney statistic, ties counted half); NaN with one class only.
+
+    >>> roc_auc([True, False, True, False], [0.9, 0.1, 0.4, 0.4])
+    0.875
+    """
+    import numpy as np
+
+    truth = np.asarray(y, dtype=bool)
+    s = np.asarray(score, dtype=float)
+    n_pos = int(truth.sum())
+    n_neg = len(truth) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="stable")
+    sorted_s = s[order]
+    # average rank for ties
+    _, first, counts = np.unique(sorted_s, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0
+    ranks = np.empty(len(s))
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def _rolling(metric: Metric, window: int) -> Any:
     import warnings
 
@@ -120,20 +144,30 @@ class Progressive:
         self.models = dict(models)
         first = next(iter(models.values()))
         self.classifier = isinstance(first, base.Classifier)
-        primary = metric or (metrics.LogLoss() if self.classifier else metrics.MAE())
-        extras = list(extra_metrics) or (
-            [metrics.ROCAUC(), metrics.Accuracy()] if self.classifier else [metrics.RMSE()]
-        )
-        protos = [primary, *extras]
-        self.metric_names = [type(m).__name__ for m in protos]
+        # With no metric given, the loop scores from running sums of the per-example losses it
+        # keeps anyway (same formulas as River's LogLoss/Accuracy/MAE/RMSE, exact ROC AUC): a
+        # River metric object per arm and per rolling window would cost more than the models.
+        self.native = metric is None and not list(extra_metrics)
+        self.rolling_window = rolling_window
+        if self.native:
+            protos: list[Any] = []
+            self.metric_names = ["LogLoss", "Accuracy", "ROCAUC"] if self.classifier else ["MAE", "RMSE"]
+            self.rolling_names = self.metric_names[:1]
+        else:
+            primary = metric or (metrics.LogLoss() if self.classifier else metrics.MAE())
+            protos = [primary, *extra_metrics]
+            self.metric_names = [type(m).__name__ for m in protos]
+            # a rolling copy costs a full metric update per example; by default only the primary
+            rolled = protos if rolling_all else protos[:1]
+            self.rolling_names = self.metric_names[: len(rolled)]
         # label metrics (accuracy) score the argmax; probabilistic ones (log loss, AUC) the proba dict
         self.needs_label = [bool(getattr(m, "requires_labels", False)) for m in protos]
         self.metrics = {a: [m.clone() for m in protos] for a in self.arms}
-        # a rolling copy costs a full metric update per example; by default only the primary
-        # metric (the one the chart draws) gets one
-        rolled = protos if rolling_all else protos[:1]
-        self.rolling_names = self.metric_names[: len(rolled)]
-        self.rolling = {a: [_rolling(m, rolling_window) for m in rolled] for a in self.arms}
+        self.rolling = {a: [_rolling(m, rolling_window) for m in protos[: len(self.rolling_names)]]
+                        for a in self.arms}
+        self.scores: dict[str, list[float]] = {a: [] for a in self.arms}  # p(True) or the prediction
+        self.truths: list[Any] = []
+        self._sums = {a: {"primary": 0.0, "second": 0.0, "roll": 0.0} for a in self.arms}
         self.adwin = {a: drift.ADWIN() for a in self.arms}
         self.label_delay_ms = label_delay_ms
         self.max_label_wait_ms = max_label_wait_ms
@@ -203,14 +237,17 @@ class Progressive:
         ex, y = p.example, p.example.y
         for arm in self.arms:
             y_pred = p.y_pred[arm]
-            if y_pred is not None and y_pred != {}:
+            if self.native:
+                loss = self._native_update(arm, y, y_pred)
+            else:
+                loss = per_example_loss(y, y_pred)
+                self.losses[arm].append(loss)
+            if not self.native and y_pred is not None and y_pred != {}:
                 label = max(y_pred, key=lambda k: y_pred[k]) if isinstance(y_pred, dict) else y_pred
                 for m, needs_label in zip(self.metrics[arm], self.needs_label, strict=True):
                     m.update(y, label if needs_label else y_pred)
                 for r, needs_label in zip(self.rolling[arm], self.needs_label, strict=False):
                     r.update(y, label if needs_label else y_pred)
-            loss = per_example_loss(y, y_pred)
-            self.losses[arm].append(loss)
             adwin = self.adwin[arm]
             adwin.update(loss)
             if adwin.drift_detected:
@@ -218,29 +255,81 @@ class Progressive:
             # the logged vector, never a recomputed one
             self.models[arm].learn_one(ex.x[arm], y)  # type: ignore[attr-defined]
         self.label_times.append(label_t)
+        if self.native:
+            self.truths.append(y)
         self.counts["labelled"] += 1
         if self.counts["labelled"] % max(1, self.every // 5) == 0:
             self.curve.append({"n": self.counts["labelled"], "t_ms": label_t, **self._flat_metrics()})
+
+    def _native_update(self, arm: str, y: Any, y_pred: Any) -> float:
+        """Running sums for the default metrics; returns the example's loss (as per_example_loss)."""
+        sums, w, losses = self._sums[arm], self.rolling_window, self.losses[arm]
+        if self.classifier:
+            # binary, as River's LogLoss: the probability of True, clamped away from 0 and 1
+            p_true = float(y_pred.get(True, 0.0)) if isinstance(y_pred, dict) else float(bool(y_pred))
+            self.scores[arm].append(p_true)
+            p = min(max(p_true if y else 1.0 - p_true, 1e-15), 1.0 - 1e-15)
+            loss = primary = -math.log(p)
+            second = float((p_true > 0.5) == bool(y))  # argmax; a 0.5 tie predicts False, as River's
+        else:
+            err = float(y) - float(y_pred or 0.0)
+            self.scores[arm].append(abs(err))
+            loss = second = err * err
+            primary = abs(err)
+        losses.append(loss)
+        sums["primary"] += primary
+        sums["second"] += second
+        sums["roll"] += primary
+        if len(losses) > w:  # the example leaving the rolling window
+            sums["roll"] -= losses[-w - 1] if self.classifier else self.scores[arm][-w - 1]
+        return loss
+
+    def _native_metrics(self, arm: str, auc: bool = True) -> dict[str, float]:
+        n = max(len(self.losses[arm]), 1)
+        sums = self._sums[arm]
+        if self.classifier:
+            out = {"LogLoss": sums["primary"] / n, "Accuracy": sums["second"] / n}
+            if auc:
+                out["ROCAUC"] = roc_auc(self.truths, self.scores[arm])
+            return out
+        return {"MAE": sums["primary"] / n, "RMSE": math.sqrt(sums["second"] / n)}
+
+    def _rolling_value(self, arm: str) -> float:
+        return self._sums[arm]["roll"] / max(min(len(self.losses[arm]), self.rolling_window), 1)
 
     # -- reporting ----------------------------------------------------------
     def _flat_metrics(self) -> dict[str, float]:
         out = {}
         for arm in self.arms:
+            if self.native:
+                for name, v in self._native_metrics(arm, auc=False).items():
+                    out[f"{arm}.{name}"] = v
+                out[f"{arm}.{self.metric_names[0]}.rolling"] = self._rolling_value(arm)
+                continue
             for name, m in zip(self.metric_names, self.metrics[arm], strict=True):
                 out[f"{arm}.{name}"] = float(m.get())
             for name, r in zip(self.rolling_names, self.rolling[arm], strict=True):
                 out[f"{arm}.{name}.rolling"] = float(r.get())
         return out
 
-    def snapshot(self, t_ms: int) -> Snapshot:
+    def _metrics(self, arm: str, auc: bool = True) -> dict[str, float]:
+        if self.native:
+            return self._native_metrics(arm, auc)
+        return {n: float(m.get()) for n, m in zip(self.metric_names, self.metrics[arm], strict=True)}
+
+    def _rolling_metrics(self, arm: str) -> dict[str, float]:
+        if self.native:
+            return {self.metric_names[0]: self._rolling_value(arm)}
+        return {n: float(r.get()) for n, r in zip(self.rolling_names, self.rolling[arm], strict=True)}
+
+    def snapshot(self, t_ms: int, auc: bool = False) -> Snapshot:
+        """Progress so far; the exact AUC (a sort of every score) only when asked."""
         return Snapshot(
             n_predicted=self.counts["predicted"],
             n_labelled=self.counts["labelled"],
             t_ms=t_ms,
-            metrics={a: {n: float(m.get()) for n, m in zip(self.metric_names, self.metrics[a], strict=True)}
-                     for a in self.arms},
-            rolling={a: {n: float(r.get()) for n, r in zip(self.rolling_names, self.rolling[a], strict=True)}
-                     for a in self.arms},
+            metrics={a: self._metrics(a, auc) for a in self.arms},
+            rolling={a: self._rolling_metrics(a) for a in self.arms},
             drift=list(self.drift_points),
         )
 

@@ -34,7 +34,7 @@ class EvaluationResult:
         base = np.asarray(loop.losses[baseline])
         cand = np.asarray(loop.losses[candidate])
         lift = paired_lift(base - cand, baseline_loss=base)
-        snap = loop.snapshot(loop.t_bounds[1] if loop.t_bounds else 0)
+        snap = loop.snapshot(loop.t_bounds[1] if loop.t_bounds else 0, auc=True)
         return cls(
             baseline=baseline,
             candidate=candidate,
