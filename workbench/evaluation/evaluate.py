@@ -158,34 +158,63 @@ def evaluate(
     chart: bool | None = None,
     record: bool = True,
     every: int = 500,
+    live_s: float = 0.0,
 ) -> EvaluationResult:
-    """Paired prequential evaluation of ``candidate`` vs ``baseline`` features, on history.
+    """Paired prequential evaluation of ``candidate`` vs ``baseline`` features: history, then live.
 
     ``source`` is an events frame (with ``partition`` and ``offset``), or a topic
-    name read with ``wb.replay(source, start, end)``. In a notebook, ``chart``
+    name read with ``wb.replay(source, start, end)``. With ``live_s`` > 0 (a topic
+    source only), history ends at the topic's current end offsets and the
+    evaluation continues on the live tail from exactly there for ``live_s``
+    seconds (:mod:`workbench.evaluation.live`). In a notebook, ``chart``
     (default on) draws both metric curves, the lift band and drift marks live.
     """
-    topic = source if isinstance(source, str) or source is None else None
-    if topic is not None or source is None:
+    from workbench.config import settings
+
+    topic = (source or settings().events_topic) if isinstance(source, str) or source is None else None
+    seam: dict[int, int] | None = None
+    if live_s > 0:
+        if topic is None:
+            raise WorkbenchError("a live phase needs a topic source, e.g. source='events'")
+        from workbench.evaluation.live import seam_offsets
+
+        seam = seam_offsets(topic)
+        end = seam  # history stops exactly where the live phase starts
+    if topic is not None:
         from workbench.taps.replay import replay
 
         events = replay(topic, start, end)
     else:
-        events = source
-    if len(events) == 0:
+        events = source  # type: ignore[assignment]
+    if len(events) == 0 and not live_s:
         raise WorkbenchError("no events to evaluate on: widen the range or stream some history first")
     loop = Progressive({"baseline": model.clone(), "candidate": model.clone()},
                        max_label_wait_ms=max_label_wait_ms, every=every)
-    examples = examples_from_history(events, label, {"baseline": baseline, "candidate": candidate})
+    loop.keep_open = live_s > 0  # labels open at the seam may still arrive live
+    arms = {"baseline": baseline, "candidate": candidate}
     live = _live_chart() if chart is None or chart else None
-    for snap in loop.iterate(examples):
-        if live is not None:
-            live.update(loop, snap)
+    if len(events):
+        for snap in loop.iterate(examples_from_history(events, label, arms)):
+            if live is not None:
+                live.update(loop, snap)
+    live_stats: dict[str, Any] = {}
+    if seam is not None and topic is not None:
+        import uuid
+
+        from workbench.evaluation.live import run_live
+
+        live_stats = run_live(loop, topic=topic, seam=seam, history=events, label=label, arms=arms,
+                              live_s=live_s, evaluation_id=uuid.uuid4().hex[:12], chart=live)
     result = loop.result("baseline", "candidate")
+    result.counts.update({k: v for k, v in live_stats.items() if isinstance(v, int)})
     if live is not None:
         live.finish(result)
     if record:
-        result.record_id = _store(result, model, label, baseline, candidate, events, topic, feature_set)
+        rng = data_range(events, topic)
+        if live_stats:
+            rng["live_last_offsets"] = live_stats["last_offsets"]
+            rng["seam_offsets"] = {str(p): o for p, o in (seam or {}).items()}
+        result.record_id = _store(result, model, label, baseline, candidate, rng, topic, feature_set)
     return result
 
 
@@ -194,7 +223,7 @@ def _hashes(features: Sequence[Feature | FeatureFrame]) -> list[str]:
 
 
 def _store(result: EvaluationResult, model: Estimator, label: Label, baseline: Sequence[Any],
-           candidate: Sequence[Any], events: pd.DataFrame, topic: str | None, feature_set: str | None) -> str:
+           candidate: Sequence[Any], rng: dict[str, Any], topic: str | None, feature_set: str | None) -> str:
     from workbench.evaluation.records import EvaluationRecord, save
     from workbench.features.definition import Feature
     from workbench.features.definition import save as save_definitions
@@ -205,7 +234,7 @@ def _store(result: EvaluationResult, model: Estimator, label: Label, baseline: S
         model_spec={**model_spec(model), "label": label.spec()},
         baseline_hashes=_hashes(baseline),
         candidate_hashes=_hashes(candidate),
-        data_range=data_range(events, topic),
+        data_range=rng,
         label_delay_ms=label.within_ms,
         metrics=result.metrics,
         lift=result.lift.to_dict(),

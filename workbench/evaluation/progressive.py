@@ -173,6 +173,8 @@ class Progressive:
         self.max_label_wait_ms = max_label_wait_ms
         self.every = every
         self._pending: list[tuple[int, int, _Pending]] = []
+        self.keep_open = False
+        self.open: dict[str, _Pending] = {}
         self._seq = 0
         self.losses: dict[str, list[float]] = {a: [] for a in self.arms}
         self.label_times: list[int] = []
@@ -215,16 +217,50 @@ class Progressive:
         self.counts["predicted"] += 1
         self.t_bounds = [ex.t_ms, ex.t_ms] if not self.t_bounds else [self.t_bounds[0], ex.t_ms]
         if ex.y is None:
-            self.counts["missing"] += 1
+            if self.keep_open:  # a live phase may still bring this label (log and wait)
+                self.open[ex.key] = _Pending(self._logged(ex, None), y_pred)
+            else:
+                self.counts["missing"] += 1
             return
         label_t = ex.label_time_ms if ex.label_time_ms is not None else ex.t_ms + self.label_delay_ms
         if self.max_label_wait_ms is not None and label_t - ex.t_ms > self.max_label_wait_ms:
             self.counts["late"] += 1
             return
         self._seq += 1
+        heapq.heappush(self._pending, (label_t, self._seq, _Pending(self._logged(ex, label_t), y_pred)))
+
+    def _logged(self, ex: Example, label_t: int | None) -> Example:
         # log the vectors as they were at prediction time; the caller may reuse its dicts
-        logged = Example(ex.key, ex.t_ms, {a: dict(ex.x[a]) for a in self.arms}, ex.y, label_t, ex.feature_time_ms)
-        heapq.heappush(self._pending, (label_t, self._seq, _Pending(logged, y_pred)))
+        return Example(ex.key, ex.t_ms, {a: dict(ex.x[a]) for a in self.arms}, ex.y, label_t, ex.feature_time_ms)
+
+    # -- live: predict now, learn when the label arrives --------------------------------
+    def predict_open(self, ex: Example) -> dict[str, Any]:
+        """Predict ``ex`` (its label unknown yet) and keep the logged vectors for :meth:`resolve`."""
+        if ex.feature_time_ms is not None and ex.feature_time_ms > ex.t_ms:
+            raise LeakageError(f"example {ex.key}: a feature value from {ex.feature_time_ms} ms is newer "
+                               f"than the prediction time {ex.t_ms} ms")
+        keep, self.keep_open = self.keep_open, True
+        try:
+            self._predict(Example(ex.key, ex.t_ms, ex.x, None, None, ex.feature_time_ms))
+        finally:
+            self.keep_open = keep
+        return self.open[ex.key].y_pred
+
+    def resolve(self, key: str, y: Any, label_t: int) -> bool:
+        """Learn an open example from its label; False when the key is not open."""
+        p = self.open.pop(key, None)
+        if p is None:
+            return False
+        p.example.y = y
+        self._learn(p, label_t)
+        return True
+
+    def close_open(self) -> int:
+        """Count the labels that never arrived as missing; returns how many."""
+        n = len(self.open)
+        self.counts["missing"] += n
+        self.open.clear()
+        return n
 
     def _release(self, until_ms: int | None) -> Iterator[Snapshot]:
         while self._pending and (until_ms is None or self._pending[0][0] <= until_ms):
