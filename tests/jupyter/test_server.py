@@ -82,7 +82,8 @@ def test_streams_with_a_token(lab: Lab, broker: Settings, new_topic: Callable[..
             lab.api("workbench/api/streams", token=False), {"Authorization": f"token {lab.token}"}
         )
         assert status == 200
-        if any(t["name"] == topic for t in body["topics"]):
+        # the topic may be sampled between its creation and the last write; wait for a fresh tick
+        if any(t["name"] == topic and t["messages"] == 7 for t in body["topics"]):
             break
         time.sleep(0.5)  # the sampler starts on the first request and ticks every few seconds
     assert body["ok"] is True and body["broker"] == broker.bootstrap
