@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 
-def run(days: float = 2.0, seed: int = 11, users: int = 1_500) -> dict[str, Any]:
+def run(days: float = 2.0, seed: int = 11, users: int = 1_500, rounds: int = 3) -> dict[str, Any]:
     import numpy as np
     from river import evaluate as river_evaluate
     from river import linear_model, metrics, preprocessing
@@ -37,18 +37,22 @@ def run(days: float = 2.0, seed: int = 11, users: int = 1_500) -> dict[str, Any]
     def model() -> Any:
         return preprocessing.StandardScaler() | linear_model.LogisticRegression()
 
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    result = evaluate(model(), label=label, baseline=[session_views], candidate=[session_views, item_price],
-                      source=history, record=False, chart=False)
-    wb_s, wb_cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    n = result.counts["labelled"]
-
     # River gets the candidate arm's examples ready-made, with no delay: its best case
     data: list[Any] = [(dict(ex.x["candidate"]), ex.y) for ex in examples_from_history(
         history, label, {"candidate": [session_views, item_price]}) if ex.y is not None]
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    river_evaluate.progressive_val_score(data, model(), metrics.LogLoss())
-    river_s, river_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+
+    # alternate the two and keep each one's best round: this machine is shared and noisy
+    wb_runs, river_runs = [], []
+    for _ in range(rounds):
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        result = evaluate(model(), label=label, baseline=[session_views],
+                          candidate=[session_views, item_price], source=history, record=False, chart=False)
+        wb_runs.append((time.perf_counter() - t0, time.process_time() - cpu0))
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        river_evaluate.progressive_val_score(data, model(), metrics.LogLoss())
+        river_runs.append((time.perf_counter() - t0, time.process_time() - cpu0))
+    (wb_s, wb_cpu), (river_s, river_cpu) = min(wb_runs), min(river_runs)
+    n = result.counts["labelled"]
 
     wb_rate, river_rate = n / wb_s, len(data) / river_s
     return {
@@ -61,6 +65,9 @@ def run(days: float = 2.0, seed: int = 11, users: int = 1_500) -> dict[str, Any]
         "baseline_river_cpu_s": round(river_cpu, 3),
         "ratio": round(wb_rate * 2 / river_rate, 3),
         "ratio_definition": "(workbench samples/s x 2 arms) / river progressive_val_score samples/s",
+        "rounds": rounds,
+        "all_rounds_s": {"workbench": [round(w, 3) for w, _ in wb_runs],
+                         "river": [round(r, 3) for r, _ in river_runs]},
         "target": 0.5,
         "verdict_of_run": result.verdict,
         "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},

@@ -114,7 +114,7 @@ def examples_from_history(
     for i in range(len(preds)):
         x = {arm: {n: v for n, v in zip(arm_names[arm], rows[arm][i], strict=True) if v == v} for arm in arms}
         y = ys[i]
-        yield Example(keys[i], t[i], x, None if y is None else bool(y), label_t[i], newest_[i])
+        yield Example(keys[i], t[i], x, None if y is None else bool(y), label_t[i], newest_[i], owned=True)
 
 
 def _numeric_column(name: str, values: Any) -> Any:

@@ -115,7 +115,7 @@ def run_live(
             for key, event in _keyed(fresh):
                 if key in vectors:
                     x, newest = vectors[key]
-                    ex = Example(key, int(event["event_time_ms"]), x, feature_time_ms=newest)
+                    ex = Example(key, int(event["event_time_ms"]), x, feature_time_ms=newest, owned=True)
                     y_pred = loop.predict_open(ex)
                     producer.produce(PREDICTIONS_TOPIC, key=key.encode(), value=json.dumps(
                         {"evaluation": evaluation_id, "key": key, "t_ms": ex.t_ms, "x": x,

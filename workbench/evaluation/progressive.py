@@ -56,6 +56,9 @@ class Example:
     label_time_ms: int | None = None
     feature_time_ms: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # True when nobody else holds ``x``'s dicts (e.g. built fresh for this example), so the
+    # loop may keep them as the logged vectors without copying
+    owned: bool = False
 
 
 @dataclass
@@ -215,7 +218,10 @@ class Progressive:
             x = ex.x[arm]
             y_pred[arm] = model.predict_proba_one(x) if self.classifier else model.predict_one(x)  # type: ignore[attr-defined]
         self.counts["predicted"] += 1
-        self.t_bounds = [ex.t_ms, ex.t_ms] if not self.t_bounds else [self.t_bounds[0], ex.t_ms]
+        if self.t_bounds:
+            self.t_bounds[1] = ex.t_ms
+        else:
+            self.t_bounds = [ex.t_ms, ex.t_ms]
         if ex.y is None:
             if self.keep_open:  # a live phase may still bring this label (log and wait)
                 self.open[ex.key] = _Pending(self._logged(ex, None), y_pred)
@@ -231,7 +237,8 @@ class Progressive:
 
     def _logged(self, ex: Example, label_t: int | None) -> Example:
         # log the vectors as they were at prediction time; the caller may reuse its dicts
-        return Example(ex.key, ex.t_ms, {a: dict(ex.x[a]) for a in self.arms}, ex.y, label_t, ex.feature_time_ms)
+        x = ex.x if ex.owned else {a: dict(ex.x[a]) for a in self.arms}
+        return Example(ex.key, ex.t_ms, x, ex.y, label_t, ex.feature_time_ms, owned=True)
 
     # -- live: predict now, learn when the label arrives --------------------------------
     def predict_open(self, ex: Example) -> dict[str, Any]:
@@ -241,7 +248,7 @@ class Progressive:
                                f"than the prediction time {ex.t_ms} ms")
         keep, self.keep_open = self.keep_open, True
         try:
-            self._predict(Example(ex.key, ex.t_ms, ex.x, None, None, ex.feature_time_ms))
+            self._predict(Example(ex.key, ex.t_ms, ex.x, None, None, ex.feature_time_ms, owned=ex.owned))
         finally:
             self.keep_open = keep
         return self.open[ex.key].y_pred
