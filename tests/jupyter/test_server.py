@@ -92,9 +92,23 @@ def test_streams_with_a_token(lab: Lab, broker: Settings, new_topic: Callable[..
     assert set(row) == {"name", "internal", "partitions", "messages", "rate_per_s", "history", "lag", "lag_total", "dlq"}
 
 
-def test_empty_sections_until_their_capabilities_land(lab: Lab) -> None:
-    assert _get(lab.api("workbench/api/feature-sets")) == (200, {"available": False, "feature_sets": []})
-    assert _get(lab.api("workbench/api/evaluations")) == (200, {"available": False, "evaluations": []})
+def test_evaluations_and_feature_sets_come_from_the_records(lab: Lab, broker: Settings) -> None:
+    import uuid
+
+    from workbench.evaluation import records
+
+    name = f"set_{uuid.uuid4().hex[:8]}"
+    rec = records.EvaluationRecord(
+        model_spec={"class": "m"}, baseline_hashes=["a"], candidate_hashes=["a", "b"], data_range={},
+        label_delay_ms=0, metrics={}, lift={"relative": 0.038}, verdict="better", feature_set=name)
+    records.save(rec)  # the server reads the same settings (WORKBENCH_HOME) as this process
+    status, evals = _get(lab.api("workbench/api/evaluations"))
+    assert status == 200 and evals["available"] is True
+    mine = next(e for e in evals["evaluations"] if e["id"] == rec.id)
+    assert mine["feature_set"] == name and mine["verdict"] == "better (+3.8%)"
+    status, sets = _get(lab.api("workbench/api/feature-sets"))
+    row = next(s for s in sets["feature_sets"] if s["name"] == name)
+    assert row == {"name": name, "features": 2, "status": "evaluated: better (+3.8%)"}
 
 
 def test_labextension_is_installed_and_served(lab: Lab) -> None:
