@@ -164,40 +164,24 @@ def raw_consume(topic: str, n: int) -> dict[str, float]:
 
 def pipeline_run(topic: str, n: int, timeout_s: float = 60.0) -> dict[str, Any]:
     """The real feature job (group_by, RocksDB state, produce) over the topic until ``n`` updates."""
-    import shutil
 
-    from workbench.config import settings
     from workbench.features.definition import FeatureSet
     from workbench.features.job import pipeline
-    from workbench.streams import kafka
 
     # a fresh set name: a new consumer group, state dir and topics, so the run starts from scratch
     name = f"bench_{int(time.time() * 1000)}"
     feature = Feature(FEATURE.name, FEATURE.entity, FEATURE.window, FEATURE.aggregation, source=topic)
     fs = FeatureSet(name, [feature])
     app, _ = pipeline(fs)
-    try:
-        cpu, started = _cpu_s(), time.perf_counter()
-        updates = app.run(count=n, timeout=timeout_s)
-        result: dict[str, Any] = _rates(n, time.perf_counter() - started, _cpu_s() - cpu)
-        result["updates"] = len(updates)
-        return result
-    finally:
-        shutil.rmtree(settings().home / "state" / f"{fs.name}-{fs.hash}", ignore_errors=True)
-        mine = [t for t in kafka.list_topics() if fs.name in t or fs.hash in t]
-        if mine:
-            kafka.delete_topics(mine)
+    return _timed_run(app, fs, n, timeout_s)
 
 
 def floor_run(topic: str, n: int, timeout_s: float = 60.0) -> dict[str, Any]:
     """The framework alone: the same topology (JSON in, group_by by item, produce) with trivial steps, no state."""
-    import shutil
 
-    from workbench.config import settings
     from workbench.features.definition import FeatureSet
     from workbench.features.job import application
     from workbench.features.stream import event_time
-    from workbench.streams import kafka
 
     fs = FeatureSet(f"bench_floor_{int(time.time() * 1000)}")
     app = application(fs)
@@ -206,6 +190,16 @@ def floor_run(topic: str, n: int, timeout_s: float = 60.0) -> dict[str, Any]:
     sdf = app.dataframe(source).apply(lambda e: {"k": e["item_id"], "t": e["event_time_ms"]})
     sdf = sdf.group_by(lambda v: v["k"], name=f"floor-{fs.name}").apply(lambda v: {"key": v["k"], "value": 1})
     sdf.to_topic(out, key=lambda v: v["key"])
+    return _timed_run(app, fs, n, timeout_s)
+
+
+def _timed_run(app: Any, fs: Any, n: int, timeout_s: float) -> dict[str, Any]:
+    """Run a bounded application, time it, then remove its state dir and its topics."""
+    import shutil
+
+    from workbench.config import settings
+    from workbench.streams import kafka
+
     try:
         cpu, started = _cpu_s(), time.perf_counter()
         got = app.run(count=n, timeout=timeout_s)
