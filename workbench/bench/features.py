@@ -164,7 +164,6 @@ def raw_consume(topic: str, n: int) -> dict[str, float]:
 
 def pipeline_run(topic: str, n: int, timeout_s: float = 60.0) -> dict[str, Any]:
     """The real feature job (group_by, RocksDB state, produce) over the topic until ``n`` updates."""
-
     from workbench.features.definition import FeatureSet
     from workbench.features.job import pipeline
 
@@ -178,7 +177,6 @@ def pipeline_run(topic: str, n: int, timeout_s: float = 60.0) -> dict[str, Any]:
 
 def floor_run(topic: str, n: int, timeout_s: float = 60.0) -> dict[str, Any]:
     """The framework alone: the same topology (JSON in, group_by by item, produce) with trivial steps, no state."""
-
     from workbench.features.definition import FeatureSet
     from workbench.features.job import application
     from workbench.features.stream import event_time
