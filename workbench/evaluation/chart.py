@@ -50,11 +50,21 @@ def evaluation_figure(result: EvaluationResult) -> go.Figure:
                              hoverinfo="skip"), row=2, col=1)
     fig.add_trace(go.Scatter(x=band["n"], y=band["lift"], name="lift", line={"color": "#00a060"}), row=2, col=1)
     fig.add_hline(y=0, line={"dash": "dot", "color": "grey"}, row=2, col=1)  # type: ignore[arg-type]
-    for arm, n, _t in result.drift:
-        fig.add_vline(x=n, line={"dash": "dash", "color": "orange"}, opacity=0.6,
-                      annotation_text=f"drift ({arm})", annotation_font_size=9)
-    fig.update_layout(height=480, margin={"l": 40, "r": 10, "t": 40, "b": 30}, template="plotly_white",
-                      title=result.summary()[:120])
+    # drift marks as thin lines, one legend entry per arm (labels on every line would pile up)
+    for arm, color in ((result.baseline, "rgba(99,110,250,0.45)"), (result.candidate, "rgba(239,85,59,0.45)")):
+        ns_arm = [n for a, n, _t in result.drift if a == arm]
+        for n in ns_arm:
+            fig.add_vline(x=n, line={"dash": "dot", "color": color, "width": 1})
+        if ns_arm:
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"drift ({arm}, ADWIN)",
+                                     line={"dash": "dot", "color": color}), row=1, col=1)
+    lf = result.lift
+    fig.update_layout(
+        height=500, margin={"l": 50, "r": 10, "t": 70, "b": 40}, template="plotly_white",
+        title={"text": f"<b>{lf.verdict}</b>: candidate loss reduction {lf.relative:+.2%} "
+                       f"[{lf.relative_low:+.2%}, {lf.relative_high:+.2%}], n={lf.n}",
+               "font": {"size": 14}, "x": 0.01},
+    )
     fig.update_xaxes(title_text="labelled examples", row=2, col=1)
     fig.update_yaxes(tickformat=".1%", row=2, col=1)
     return fig
