@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.features.aggregations import Aggregation
-from workbench.features.definition import Feature
+from workbench.features.definition import Entity, Feature
+from workbench.features.sliding import sliding_step, transaction_of
 from workbench.features.windows import Hopping, Session, Sliding, Tumbling
 
 if TYPE_CHECKING:
@@ -109,12 +110,32 @@ def projector(feature: Feature) -> Callable[[dict[str, Any], int, int], dict[str
     where = feature.where
     aggregation = feature.aggregation
     entity = feature.entity
+    key_of, extract = entity.key_of, aggregation.extract
+    # Plain columns (the usual key and field) are read directly: the same values
+    # Expr.evaluate and Entity.key_of give, without their calls per record.
+    plain_key = type(entity).key_of is Entity.key_of and entity.key_expr.op == "col"
+    key_column = entity.key_expr.args[0] if plain_key else None
+    plain_extract = type(aggregation).extract is Aggregation.extract
+    field = aggregation.field if plain_extract else None
+    no_field = plain_extract and field is None
+    field_column = field.args[0] if plain_extract and field is not None and field.op == "col" else None
 
     def project(event: dict[str, Any], partition: int, offset: int) -> dict[str, Any] | None:
         if where is not None and not bool(where.evaluate(event)):
             return None
-        value = aggregation.extract(event)
-        return {"k": entity.key_of(event), "i": [int(event["event_time_ms"]), partition, offset, value]}
+        if no_field:
+            value = None
+        elif field_column is not None:
+            value = event.get(field_column)
+        else:
+            value = extract(event)
+        if key_column is not None:
+            key = event.get(key_column)
+            if key is not None:
+                key = str(key)
+        else:
+            key = key_of(event)
+        return {"k": key, "i": [int(event["event_time_ms"]), partition, offset, value]}
 
     return project
 
@@ -124,16 +145,28 @@ def prepare(sdf: StreamingDataFrame, feature: Feature) -> StreamingDataFrame:
     from quixstreams import message_context
 
     project = projector(feature)
+    regroup = not feature.entity.is_message_key
 
     def to_item(event: dict[str, Any]) -> dict[str, Any] | None:
         ctx = message_context()
-        return project(event, ctx.partition, ctx.offset)
+        item = project(event, ctx.partition, ctx.offset)
+        if regroup and item is not None and item["k"] is None:
+            return None  # no entity key: nothing to regroup by (dropped by the filter below)
+        return item
 
-    sdf = sdf.apply(to_item).filter(lambda v: v is not None)
-    if not feature.entity.is_message_key:
-        sdf = sdf.filter(lambda v: v["k"] is not None)
-        sdf = sdf.group_by(lambda v: v["k"], name=f"{feature.entity.name}-{feature.hash}")
+    # one apply and one filter per record: every step is a call per record in quixstreams
+    sdf = sdf.apply(to_item).filter(_is_item)
+    if regroup:
+        sdf = sdf.group_by(_entity_key, name=f"{feature.entity.name}-{feature.hash}")
     return sdf
+
+
+def _is_item(value: dict[str, Any] | None) -> bool:
+    return value is not None
+
+
+def _entity_key(value: dict[str, Any]) -> Any:
+    return value["k"]
 
 
 def window(
@@ -169,16 +202,23 @@ def window(
             "value": result["value"],
         }
 
-    sdf = sdf.apply(remember)
     out: StreamingDataFrame
     if isinstance(feature.window, Sliding):
-        out = sdf.apply(sliding_step(feature, late), stateful=True, expand=True)
+        # the step knows its record and key, so it emits finished updates itself
+        # (no remember / to_update steps: each step is a per-record call in quixstreams)
+        step = sliding_step(feature, late, transaction_of(sdf))
+        out = sdf.apply(step, stateful=True, expand=True, metadata=True)
     else:
-        wdef = _window_definition(sdf, feature, name, late)
+        wdef = _window_definition(sdf.apply(remember), feature, name, late)
         out = wdef.agg(value=aggregator(feature.aggregation, feature.hash)).current()
+        out = out.apply(to_update, metadata=True)
     # the update's Kafka timestamp is the event time of the record that caused it
     # (quixstreams would stamp window outputs with the window start)
-    return out.apply(to_update, metadata=True).set_timestamp(lambda u, *_: int(u["event_time_ms"]))
+    return out.set_timestamp(_update_time)
+
+
+def _update_time(update: dict[str, Any], *_: Any) -> int:
+    return int(update["event_time_ms"])
 
 
 def _window_definition(sdf: StreamingDataFrame, feature: Feature, name: str, late: Any) -> Any:
@@ -192,54 +232,6 @@ def _window_definition(sdf: StreamingDataFrame, feature: Feature, name: str, lat
     if isinstance(w, Session):
         return sdf.session_window(inactivity_gap_ms=w.gap_ms, grace_ms=w.grace_ms, name=name, on_late=late)
     raise TypeError(f"unknown window {w!r}")
-
-
-def sliding_step(
-    feature: Feature, on_late: Callable[..., bool]
-) -> Callable[[Any, Any], list[dict[str, Any]]]:
-    """The sliding window as a keyed stateful step (RocksDB state, changelog like any window).
-
-    Why not ``sdf.sliding_window()``: quixstreams 3.28 seeds a new window from
-    the aggregate of an older stored window, and deletes windows that are
-    expired even when their records still belong to a later window. With
-    out-of-order input it then loses records: size 25 ms, grace 8 ms, event
-    times 0, 7, 8, 9, 6 -> the window [-19, 6] of the last record counts 1
-    instead of 2 (the record at 0 is gone). Here the step keeps the on-time
-    records that any future window can still need (event time at least
-    ``L - grace - size``) and folds each emitted window from them.
-
-    A record with ``t < L - grace`` is late. An on-time record emits its own
-    window ``[t - size, t]`` and the window ``[u - size, u]`` of every distinct
-    buffered event time ``t < u <= t + size``, ascending.
-    """
-    w = feature.window
-    assert isinstance(w, Sliding)
-    size, grace = w.size_ms, w.grace_ms
-    agg = feature.aggregation
-    latest_key, buffer_key = f"{feature.hash}:latest_ms", f"{feature.hash}:buffer"
-
-    def step(value: dict[str, Any], state: Any) -> list[dict[str, Any]]:
-        item = value["i"]
-        t = item[0]
-        latest = state.get(latest_key)
-        if latest is not None and t < latest - grace:
-            on_late(value, None, t, latest - grace - t, t, t, "sliding", "", -1, -1)
-            return []
-        latest = t if latest is None else max(latest, t)
-        horizon = latest - grace - size  # no future window reaches below this
-        buffer = [it for it in [*state.get(buffer_key, []), item] if it[0] >= horizon]
-        state.set(latest_key, latest)
-        state.set(buffer_key, buffer)
-        out = []
-        for u in sorted({it[0] for it in buffer if t <= it[0] <= t + size}):
-            acc = agg.initialize()
-            for it in buffer:  # arrival order, as the backfill folds
-                if u - size <= it[0] <= u:
-                    acc = agg._update_item(acc, it)
-            out.append({"start": max(0, u - size), "end": u, "value": agg.result(acc)})
-        return out
-
-    return step
 
 
 def _quiet_late(*_: Any) -> bool:

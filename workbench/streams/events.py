@@ -37,6 +37,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 EVENT_TYPES = ("view", "add_to_cart", "purchase", "impression", "click")
 _EVENT_TYPES = frozenset(EVENT_TYPES)
 
@@ -98,8 +100,27 @@ def validate(raw: bytes | None, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> tup
     if len(raw) > max_bytes:
         return None, "too_large"
     try:
-        event = json.loads(raw)
+        event = loads(raw)
     except (ValueError, UnicodeDecodeError):
         return None, "not_json"
     reason = check(event)
+    if reason and reason.startswith("wrong_type"):
+        # orjson reads integers beyond 64 bits as floats where json keeps ints
+        event = json.loads(raw)
+        reason = check(event)
     return (None, reason) if reason else (event, None)
+
+
+def loads(raw: bytes) -> Any:
+    """``json.loads`` semantics at orjson speed (several times faster per record).
+
+    orjson is stricter (no NaN, no integers beyond 64 bits), so on its error we
+    ask json: a record is malformed exactly when ``json`` cannot read it.
+
+    >>> loads(b'{"a": NaN}')
+    {'a': nan}
+    """
+    try:
+        return orjson.loads(raw)
+    except ValueError:
+        return json.loads(raw)

@@ -30,11 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.streams import events
-
-try:  # a quixstreams dependency; several times faster than json, and it shares dict keys
-    from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover
-    _fast_loads = json.loads  # type: ignore[assignment]
+from workbench.streams.events import loads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,22 +45,6 @@ EVENT_TIME = NAMES.index("event_time_ms")
 _EVENT_TYPE = NAMES.index("event_type")
 _EVENT_TYPES = frozenset(events.EVENT_TYPES)
 _valid_types: set[tuple[type, ...]] = set()  # type patterns events.check accepted
-
-
-def loads(raw: bytes) -> Any:
-    """``json.loads`` semantics at orjson speed.
-
-    orjson is stricter (no NaN, no integers beyond 64 bits), so on its error we
-    ask json, and a record is malformed here exactly when the shared validator
-    says so.
-
-    >>> loads(b'{"a": NaN}')
-    {'a': nan}
-    """
-    try:
-        return _fast_loads(raw)
-    except ValueError:
-        return json.loads(raw)
 
 
 def validate_event(raw: bytes | None, max_bytes: int) -> tuple[Payload | None, str | None]:
