@@ -13,11 +13,15 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 
-@lru_cache(maxsize=8)
 def engine(url: str | None = None) -> Engine:
+    """The engine for ``url``, or for the settings' URL as they are now (they can be reloaded)."""
+    return _engine(url or settings().db_url)
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
     from sqlalchemy import create_engine
 
-    url = url or settings().db_url
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return create_engine(url, future=True)
