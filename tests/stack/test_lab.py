@@ -38,3 +38,19 @@ def test_main_job_serves_tutorials_with_a_token_and_stops_its_children(broker: S
         lab.stop(children)
     for child in children:
         assert child.poll() is not None
+
+
+@pytest.mark.broker
+def test_a_failed_start_leaves_no_process_behind(broker: Settings) -> None:
+    from workbench.errors import WorkbenchError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        s = broker.model_copy(update={"jupyter_port": taken.getsockname()[1]})
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
+        with pytest.raises(WorkbenchError, match="JupyterLab"):
+            lab.start(rate=5, s=s)
+    alive = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
+             and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], "the simulator must not outlive a failed start"

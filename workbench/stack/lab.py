@@ -43,16 +43,24 @@ def start(rate: int = 50, s: Settings | None = None, notebooks: Path = NOTEBOOKS
     sim = _spawn([sys.executable, "-m", "workbench.cli", "stream", "simulate", "--rate", str(rate), "--no-progress"],
                  log_dir / "simulator.log")
     token = secrets.token_hex(16)
-    lab = _spawn([
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={s.jupyter_port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
-        f"--LabApp.default_url=/lab/tree/{FIRST_TUTORIAL}",
-        # these machines run as root; Jupyter refuses that unless told
-        *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
-    ], log_dir / "jupyterlab.log")  # fmt: skip
+    try:
+        lab = _spawn([
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={s.jupyter_port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
+            f"--LabApp.default_url=/lab/tree/{FIRST_TUTORIAL}",
+            # these machines run as root; Jupyter refuses that unless told
+            *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
+        ], log_dir / "jupyterlab.log")  # fmt: skip
+    except BaseException:
+        stop([sim])
+        raise
     url = f"http://127.0.0.1:{s.jupyter_port}/lab/tree/{FIRST_TUTORIAL}?token={token}"
-    _wait_http(f"http://127.0.0.1:{s.jupyter_port}/api/status?token={token}", lab, log_dir / "jupyterlab.log")
+    try:
+        _wait_http(f"http://127.0.0.1:{s.jupyter_port}/api/status?token={token}", lab, log_dir / "jupyterlab.log")
+    except BaseException:
+        stop([sim, lab])  # nothing this command started outlives its failure
+        raise
     return Lab(status.address, url, sim.pid, lab.pid, log_dir), [sim, lab]
 
 
