@@ -25,7 +25,6 @@ compares them).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -53,30 +52,23 @@ def validate_event(raw: bytes | None, max_bytes: int) -> tuple[Payload | None, s
     >>> validate_event(b'{"price": 1}', 1024)
     (None, 'missing:event_id')
     """
-    if not raw:
-        return None, "empty"
-    if len(raw) > max_bytes:
-        return None, "too_large"
-    try:
-        event = loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None, "not_json"
-    if type(event) is dict:
-        values = tuple(map(event.get, NAMES))
-        # validity depends only on the exact types of the known fields (bool is
-        # its own type, so it never passes as an int) and on the event type
-        pattern = tuple(map(type, values))
-        if pattern in _valid_types and values[_EVENT_TYPE] in _EVENT_TYPES:
-            return values, None
-    reason = events.check(event)
-    if reason and reason.startswith("wrong_type"):
-        # orjson reads integers beyond 64 bits as floats where json keeps ints
-        event = json.loads(raw)
-        reason = events.check(event)
-        return (None, reason) if reason else (tuple(map(event.get, NAMES)), None)
-    if reason:
+    if raw and len(raw) <= max_bytes:
+        try:
+            event = loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            event = None
+        if type(event) is dict:
+            values = tuple(map(event.get, NAMES))
+            # validity depends only on the exact types of the known fields (bool is
+            # its own type, so it never passes as an int) and on the event type
+            if tuple(map(type, values)) in _valid_types and values[_EVENT_TYPE] in _EVENT_TYPES:
+                return values, None
+    # a bad record, or a type pattern not seen yet: the shared validator decides
+    checked, reason = events.validate(raw, max_bytes)
+    if checked is None:
         return None, reason
-    _valid_types.add(pattern)
+    values = tuple(map(checked.get, NAMES))
+    _valid_types.add(tuple(map(type, values)))
     return values, None
 
 
