@@ -73,6 +73,20 @@ class Settings(BaseSettings):
     # WORKBENCH_DATABASE_URL: records (evaluations, skew checks, promotions); any SQLAlchemy URL.
     database_url: str | None = None
 
+    # WORKBENCH_FEATURE_REPO: the production Feast feature repo; one folder per environment.
+    feature_repo: Path | None = None
+    # WORKBENCH_ENV: the environment `promote`, `jobs` and `rollback` act on by default.
+    env: Literal["local", "production"] = "local"
+    # WORKBENCH_FEAST_PROJECT: the Feast project name (Redis keys and SQLite tables carry it).
+    feast_project: str = Field(default="workbench", pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    # WORKBENCH_REDIS_URL: the production profile's online store.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # WORKBENCH_JOB_COMMIT_INTERVAL_S: feature jobs' checkpoint interval (online writes happen at each).
+    job_commit_interval_s: float = Field(default=0.2, gt=0, le=60)
+    # WORKBENCH_JOB_MAX_RESTARTS: crashes within JOB_RESTART_WINDOW_S before a job is reported failed.
+    job_max_restarts: int = Field(default=5, ge=0)
+    job_restart_window_s: float = Field(default=300.0, gt=0)
+
     # WORKBENCH_JUPYTER_PORT: JupyterLab port for `workbench up`.
     jupyter_port: int = Field(default=8888, ge=1024, le=65535)
 
@@ -100,6 +114,11 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """SQLite under the state dir unless a URL (e.g. Postgres) is configured."""
         return self.database_url or f"sqlite:///{self.home / 'workbench.db'}"
+
+    @property
+    def repo_root(self) -> Path:
+        """The feature repo root; ``<repo_root>/<env>`` is one Feast repo."""
+        return self.feature_repo or self.home / "feature_repo"
 
     def kafka_config(self) -> dict[str, Any]:
         """librdkafka settings shared by every client Workbench creates."""

@@ -230,6 +230,11 @@ def _store(result: EvaluationResult, model: Estimator, label: Label, baseline: S
 
     defined = [f for f in [*baseline, *candidate] if isinstance(f, Feature)]
     save_definitions(defined)  # so the record's hashes can be rebuilt later
+    if feature_set and candidate and all(isinstance(f, Feature) for f in candidate):
+        from workbench.features.definition import FeatureSet
+        from workbench.features.sets import save_set
+
+        save_set(FeatureSet(feature_set, list(candidate)))  # `workbench promote NAME` finds it
     rec = EvaluationRecord(
         model_spec={**model_spec(model), "label": label.spec()},
         baseline_hashes=_hashes(baseline),

@@ -63,7 +63,7 @@ def _features(target: Feature | FeatureSet) -> list[Feature]:
 def check_skew(target: Feature | FeatureSet, history: pd.DataFrame, record: bool = True) -> SkewReport:
     """Both paths over ``history``; every mismatch is listed (the expectation is zero)."""
     from workbench.evaluation.evaluate import data_range
-    from workbench.features.definition import save
+    from workbench.features.definition import Feature, save
     from workbench.features.skew import skew_check
 
     features = _features(target)
@@ -77,6 +77,10 @@ def check_skew(target: Feature | FeatureSet, history: pd.DataFrame, record: bool
     if record:
         save(features)
         _save(report)
+        if not isinstance(target, Feature):
+            from workbench.features.sets import save_set
+
+            save_set(target)
     return report
 
 

@@ -162,3 +162,19 @@ def partitions(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> list[
         if time.monotonic() > deadline:  # a topic created a moment ago may not be in metadata yet
             raise WorkbenchError(f"topic {topic!r} does not exist; list topics with `workbench stack status`")
         time.sleep(0.1)
+
+
+def delete_consumer_group_and_topics(group: str, s: Settings | None = None) -> None:
+    """Forget a consumer group: its committed offsets and its quixstreams changelog/repartition topics."""
+    from confluent_kafka import KafkaException
+
+    client = admin(s)
+    try:
+        for future in client.delete_consumer_groups([group], request_timeout=10).values():
+            future.result()
+    except KafkaException as exc:
+        if "GROUP_ID_NOT_FOUND" not in str(exc):
+            raise
+    internal = [t for t in list_topics(s=s) if t.startswith(("changelog__", "repartition__")) and f"__{group}--" in t]
+    if internal:
+        delete_topics(internal, s=s)
