@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.features.definition import Feature, FeatureSet
@@ -33,24 +34,39 @@ from workbench.features.windows import Hopping
 if TYPE_CHECKING:
     from quixstreams import Application
     from quixstreams.dataframe import StreamingDataFrame
+    from quixstreams.sinks import BaseSink
 
     from workbench.streams.validation import DeadLetters
 
 
-def application(feature_set: FeatureSet, exactly_once: bool = False, **extra: Any) -> Application:
-    """A quixstreams Application for one feature set, configured from the settings."""
+def application(
+    feature_set: FeatureSet,
+    exactly_once: bool = False,
+    *,
+    consumer_group: str | None = None,
+    state_dir: Path | None = None,
+    commit_interval: float | None = None,
+    **extra: Any,
+) -> Application:
+    """A quixstreams Application for one feature set, configured from the settings.
+
+    A supervised job (:mod:`workbench.jobs.worker`) passes its own consumer
+    group, state dir and commit interval; by default they derive from the set.
+    """
     from quixstreams import Application
     from quixstreams.kafka.configuration import ConnectionConfig
 
     from workbench.config import settings
 
     s = settings()
+    if commit_interval is not None:
+        extra["commit_interval"] = commit_interval
     return Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(s.kafka_config()),
         # the hash is in the group: a changed definition recomputes from the start
-        consumer_group=f"workbench-features-{feature_set.name}-{feature_set.hash}",
+        consumer_group=consumer_group or f"workbench-features-{feature_set.name}-{feature_set.hash}",
         auto_offset_reset="earliest",
-        state_dir=s.home / "state" / f"{feature_set.name}-{feature_set.hash}",
+        state_dir=state_dir or s.home / "state" / f"{feature_set.name}-{feature_set.hash}",
         rocksdb_options=rocksdb_options(),
         processing_guarantee="exactly-once" if exactly_once else "at-least-once",
         loglevel="WARNING",
@@ -97,12 +113,17 @@ class LateRecords:
 
 
 def compile_feature_set(
-    app: Application, feature_set: FeatureSet, late: LateRecords | None = None, intake: Intake | None = None
+    app: Application,
+    feature_set: FeatureSet,
+    late: LateRecords | None = None,
+    intake: Intake | None = None,
+    sink: BaseSink | None = None,
 ) -> StreamingDataFrame:
     """Every feature of the set as a branch that writes updates to ``features.<set>``.
 
     Records first pass the shared validation (:mod:`workbench.features.intake`):
-    a malformed one goes to the DLQ and never reaches a window.
+    a malformed one goes to the DLQ and never reaches a window. A ``sink``
+    (the online store of a supervised job) also receives every update.
     """
     from workbench.config import settings
 
@@ -117,7 +138,9 @@ def compile_feature_set(
     sdf = app.dataframe(topic).filter(intake.accept)
     for feature in feature_set:
         branch = window(prepare(sdf, feature), feature, on_late=late.callback(feature))
-        branch.to_topic(out, key=lambda update: str(update["key"]))
+        branch = branch.to_topic(out, key=lambda update: str(update["key"]))
+        if sink is not None:
+            branch.sink(sink)
     return sdf
 
 
