@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from workbench.cli import bench, evaluations, jobs, kernel, stack, stream, up
+from workbench.cli import bench, evaluations, jobs, kernel, promote, stack, stream, up
 
 app = typer.Typer(
     help="Workbench: taps, streaming features, evaluation and promotion on a real Kafka stack.",
@@ -20,6 +20,9 @@ app.add_typer(stream.app, name="stream")
 app.add_typer(evaluations.app, name="evaluations")
 app.add_typer(bench.app, name="bench")
 app.add_typer(kernel.app, name="kernel")
+app.command("promote")(promote.promote)
+app.command("rollback")(promote.rollback)
+app.add_typer(promote.features_app, name="features")
 app.add_typer(jobs.app, name="jobs")
 
 
