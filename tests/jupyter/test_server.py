@@ -108,7 +108,8 @@ def test_evaluations_and_feature_sets_come_from_the_records(lab: Lab, broker: Se
     assert mine["feature_set"] == name and mine["verdict"] == "better (+3.8%)"
     status, sets = _get(lab.api("workbench/api/feature-sets"))
     row = next(s for s in sets["feature_sets"] if s["name"] == name)
-    assert row == {"name": name, "features": 2, "status": "evaluated: better (+3.8%)"}
+    assert row == {"name": name, "features": 2, "stage": "evaluated", "status": "evaluated: better (+3.8%)",
+                   "verdict": "better", "lift": 0.038, "version": None, "job": None}
 
 
 def test_labextension_is_installed_and_served(lab: Lab) -> None:

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from workbench.cli import bench, evaluations, jobs, kernel, promote, stack, stream, up
+from workbench.cli import review as review_cli
 
 app = typer.Typer(
     help="Workbench: taps, streaming features, evaluation and promotion on a real Kafka stack.",
@@ -24,6 +25,7 @@ app.command("promote")(promote.promote)
 app.command("rollback")(promote.rollback)
 app.add_typer(promote.features_app, name="features")
 app.add_typer(jobs.app, name="jobs")
+app.command("review")(review_cli.review)
 
 
 def main() -> None:

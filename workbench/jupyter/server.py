@@ -11,7 +11,14 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
-from workbench.jupyter.handlers import EvaluationsHandler, FeatureSetsHandler, StreamsHandler
+from workbench.jupyter.handlers import (
+    EvaluationsHandler,
+    FeatureSetsHandler,
+    PromoteHandler,
+    ReviewHandler,
+    StreamsHandler,
+)
+from workbench.jupyter.review_apps import ReviewApps
 from workbench.jupyter.sampler import StreamSampler
 
 API_PREFIX = ("workbench", "api")
@@ -31,6 +38,12 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     sampler = StreamSampler(s)
     serverapp.web_app.settings["workbench_sampler"] = sampler
     base = serverapp.web_app.settings["base_url"]
+    # Review apps are child processes of this server; none outlives it.
+    import atexit
+
+    apps = ReviewApps(s.home / "logs")
+    atexit.register(apps.stop_all)
+    serverapp.web_app.settings["workbench_review_apps"] = apps
 
     def route(name: str) -> str:
         return url_path_join(base, *API_PREFIX, name)
@@ -39,5 +52,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         (route("streams"), StreamsHandler, {"sampler": sampler}),
         (route("feature-sets"), FeatureSetsHandler),
         (route("evaluations"), EvaluationsHandler),
+        (route("review"), ReviewHandler, {"apps": apps}),
+        (route("promote"), PromoteHandler),
     ])  # fmt: skip
     serverapp.log.info("workbench: server extension loaded (broker %s)", s.bootstrap)

@@ -19,12 +19,31 @@ export function hasWorkbenchImport(notebook: Notebook): boolean {
   );
 }
 
+/** The source of a feature-preview cell: the registered set, previewed on a fresh tap of its source. */
+export function featurePreviewSource(name: string, withImport: boolean): string {
+  const variable = /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) ? name : 'feature_set';
+  const body =
+    `from workbench.features.sets import load_set\n\n` +
+    `${variable} = load_set(${JSON.stringify(name)})\n` +
+    `${variable}.preview(wb.tap(${variable}.features[0].source, since="10m"), duration_s=10)`;
+  return withImport ? `import workbench as wb\n${body}` : body;
+}
+
+/** Insert a tap cell for `topic`. */
+export function insertTapCell(notebook: Notebook, topic: string): void {
+  insertCell(notebook, tapCellSource(topic, !hasWorkbenchImport(notebook)));
+}
+
+/** Insert a live preview cell for the registered feature set `name`. */
+export function insertFeaturePreviewCell(notebook: Notebook, name: string): void {
+  insertCell(notebook, featurePreviewSource(name, !hasWorkbenchImport(notebook)));
+}
+
 /**
- * Put a tap cell below the active cell (or into it, when it is an empty code
+ * Put a cell below the active cell (or into it, when it is an empty code
  * cell, so a fresh notebook does not start with a blank cell) and select it.
  */
-export function insertTapCell(notebook: Notebook, topic: string): void {
-  const source = tapCellSource(topic, !hasWorkbenchImport(notebook));
+function insertCell(notebook: Notebook, source: string): void {
   const active = notebook.activeCell;
   const reuse = active !== null && active.model.type === 'code' && active.model.sharedModel.getSource().trim() === '';
   if (!reuse) {

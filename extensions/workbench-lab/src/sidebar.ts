@@ -7,7 +7,7 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import { getJSON, IEvaluationsReply, IFeatureSetsReply, IStreamsReply, ITopicStats } from './api';
+import { getJSON, IEvaluationsReply, IFeatureSet, IFeatureSetsReply, IStreamsReply, ITopicStats } from './api';
 import { sparkline, updateSparkline } from './sparkline';
 
 /** Streams change by the second; the other sections only when a job finishes. */
@@ -17,6 +17,10 @@ const SLOW_POLL_MS = 30000;
 export interface ISidebarOptions {
   /** Called with a topic name when the user asks for a tap cell. */
   onInsertTap: (topic: string) => void;
+  /** Called with a feature set name for each feature-set action. */
+  onInsertPreview: (featureSet: string) => void;
+  onReview: (featureSet: string) => void;
+  onPromote: (featureSet: string) => void;
 }
 
 interface IRow {
@@ -30,6 +34,7 @@ export class WorkbenchSidebar extends Widget {
   constructor(options: ISidebarOptions) {
     super();
     this._onInsertTap = options.onInsertTap;
+    this._setActions = options;
     this.id = 'workbench-sidebar';
     this.addClass('wb-sidebar');
     this.title.caption = 'Workbench';
@@ -134,11 +139,7 @@ export class WorkbenchSidebar extends Widget {
         getJSON<IFeatureSetsReply>('feature-sets'),
         getJSON<IEvaluationsReply>('evaluations')
       ]);
-      renderSimpleList(
-        this._featureSets,
-        sets.feature_sets.map(s => `${s.name} · ${s.features} features · ${s.status}`),
-        'No feature sets yet.'
-      );
+      this._renderFeatureSets(sets.feature_sets);
       renderSimpleList(
         this._evaluations,
         evals.evaluations.map(e => `${e.feature_set} · ${e.verdict} · ${e.finished_at}`),
@@ -147,6 +148,40 @@ export class WorkbenchSidebar extends Widget {
     } catch {
       // The streams poll reports server trouble; these sections keep their last state.
     }
+  }
+
+  private _renderFeatureSets(sets: IFeatureSet[]): void {
+    this._featureSets.querySelectorAll('.wb-list, .wb-empty').forEach(n => n.remove());
+    if (sets.length === 0) {
+      this._featureSets.appendChild(el('p', 'wb-empty', 'No feature sets yet.'));
+      return;
+    }
+    const list = el('ul', 'wb-list wb-feature-sets');
+    sets.forEach(set => list.appendChild(this._featureSetRow(set)));
+    this._featureSets.appendChild(list);
+  }
+
+  private _featureSetRow(set: IFeatureSet): HTMLElement {
+    const node = el('li', `wb-feature-set wb-stage-${set.stage}`);
+    node.dataset.featureSet = set.name;
+    const top = el('div', 'wb-stream-top');
+    const name = el('span', 'wb-stream-name', set.name);
+    name.title = `${set.name}: ${set.features} feature${set.features === 1 ? '' : 's'}`;
+    top.append(name, el('span', 'wb-stage', stageLabel(set)));
+    const detail = el('div', 'wb-stream-detail', `${set.features} features · ${set.status}`);
+    const actions = el('div', 'wb-actions');
+    const button = (label: string, aria: string, run: (name: string) => void): void => {
+      const b = el('button', 'jp-Button jp-mod-minimal wb-action', label) as HTMLButtonElement;
+      b.setAttribute('aria-label', aria);
+      b.title = aria;
+      b.addEventListener('click', () => run(set.name));
+      actions.appendChild(b);
+    };
+    button('preview', `Insert feature preview cell for ${set.name}`, this._setActions.onInsertPreview);
+    button('review', `Open review app for ${set.name}`, this._setActions.onReview);
+    button('promote', `Promote ${set.name}`, this._setActions.onPromote);
+    node.append(top, detail, actions);
+    return node;
   }
 
   private _renderStreams(topics: ITopicStats[]): void {
@@ -221,6 +256,7 @@ export class WorkbenchSidebar extends Widget {
   }
 
   private _onInsertTap: (topic: string) => void;
+  private _setActions: ISidebarOptions;
   private _status: HTMLElement;
   private _filter: HTMLInputElement;
   private _streamList: HTMLUListElement;
@@ -245,6 +281,18 @@ function updateRow(row: IRow, topic: ITopicStats): void {
     .map(([group, lag]) => `${group}: lag ${lag}`)
     .join('\n');
   row.node.classList.toggle('wb-mod-dlq', (topic.dlq?.messages ?? 0) > 0);
+}
+
+/** "draft", "evaluated +3.8%", "promoted v2". */
+export function stageLabel(set: IFeatureSet): string {
+  if (set.stage === 'promoted') {
+    return `promoted v${set.version}`;
+  }
+  if (set.stage === 'evaluated') {
+    const lift = set.lift === null ? '' : ` ${set.lift >= 0 ? '+' : ''}${(set.lift * 100).toFixed(1)}%`;
+    return `evaluated${lift}`;
+  }
+  return 'draft';
 }
 
 function renderSimpleList(section: HTMLElement, items: string[], empty: string): void {
