@@ -13,10 +13,12 @@ Three rules make the stores agree and make a restart harmless:
   partition) is already in the store (the backfill materialized it); the job
   computes it only to build window state and never writes it.
 * **Strictly increasing timestamps per key.** Redis skips a row whose
-  timestamp is not newer than the stored one, SQLite overwrites. Each flush
-  reads the stored timestamps of its keys once and writes
-  ``max(event time, stored + 1 µs)``, so both stores take every write and end
-  identical.
+  timestamp is not newer than the stored one, SQLite overwrites. Every row is
+  written with ``max(event time, stored + 1 µs)``, so both stores take every
+  write and end identical. On a plain Redis a server-side script picks that
+  timestamp and writes Feast's row format directly
+  (:mod:`workbench.jobs.redis_rows`, one call per view and flush); elsewhere
+  each flush reads the stored timestamps once and uses Feast's write path.
 * **No crash on a bad value.** A value that cannot be converted to the view's
   type is dead-lettered (source topic's DLQ, reason ``unwritable:<feature>``)
   and the rest of the row is written.
@@ -88,6 +90,7 @@ class OnlineSink(BaseSink):
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._views: dict[str, FeatureView] = {}
         self._types: dict[str, dict[str, Any]] = {}
+        self._redis: Any = None  # a RedisRows writer when the online store is a plain Redis
         # what happened so far, for logs and tests
         self.rows_written = 0
         self.before_seam = 0
@@ -119,6 +122,7 @@ class OnlineSink(BaseSink):
             fv = self.store.get_feature_view(view)
             self._views[view] = fv
             self._types[view] = {f.name: f.dtype.to_value_type() for f in fv.features}
+        self._redis = redis_rows(self.store, self.spec)
 
     def _ready(self) -> None:
         if self._opening is not None:
@@ -171,6 +175,11 @@ class OnlineSink(BaseSink):
         from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
         assert self.store is not None, "setup() opens the store"
+        if self._redis is not None:
+            direct = [(entity, row.event_time_ms, values) for entity, row in rows
+                      if (values := self._online_values(row))]
+            self.rows_written += self._redis.write(view, direct)
+            return
         fv = self._views[view]
         join_key = self.spec.join_keys[view]
         keyed = []
@@ -204,6 +213,22 @@ class OnlineSink(BaseSink):
                 self._dead_letter(update, f"unwritable:{name}")
         return out
 
+    def _online_values(self, row: _Pending) -> dict[str, Any]:
+        from workbench.jobs.redis_rows import encode_value
+        from workbench.promote.naming import online_value
+
+        out = {}
+        for name, update in row.updates.items():
+            try:
+                value = online_value(self.features[name], update["value"])
+                encode_value(value)  # fails here, not inside the script, on a value Redis rows cannot hold
+                out[name] = value
+            except Exception as exc:  # any unconvertible value: dead-letter it, never crash the job
+                log.warning("feature %s key %s: value %r not writable (%s)", name, update["key"],
+                            update["value"], exc)
+                self._dead_letter(update, f"unwritable:{name}")
+        return out
+
     def _dead_letter(self, update: dict[str, Any], reason: str) -> None:
         self.unwritable[reason] += 1
         if self.dead_letters is not None:
@@ -211,6 +236,22 @@ class OnlineSink(BaseSink):
             self.dead_letters.send(body, reason, partition=int(update["source_partition"]),
                                    offset=int(update["source_offset"]),
                                    timestamp_ms=int(update["event_time_ms"]))
+
+
+def redis_rows(store: FeatureStore, spec: JobSpec) -> Any:
+    """A direct writer of Feast's Redis rows (:mod:`workbench.jobs.redis_rows`), or None for other stores."""
+    from feast.infra.online_stores.redis import RedisOnlineStore, RedisType
+
+    from workbench.jobs.redis_rows import RedisRows
+
+    online = getattr(store._get_provider(), "online_store", None)
+    config = store.config.online_store
+    if not isinstance(online, RedisOnlineStore) or config.redis_type != RedisType.redis:
+        return None  # cluster and sentinel keep Feast's own write path
+    features: dict[str, list[str]] = {}
+    for name, view in spec.views.items():
+        features.setdefault(view, []).append(name)
+    return RedisRows(online._get_client(config), store.config.project, spec.join_keys, features)
 
 
 def stored_times(store: FeatureStore, fv: FeatureView, entity_keys: list[Any]) -> list[datetime | None]:
