@@ -48,6 +48,11 @@ _LAZY = {
     "FeatureFrame": "workbench.evaluation.evaluate:FeatureFrame",
     "LeakageError": "workbench.evaluation.progressive:LeakageError",
     "labels": "workbench.evaluation.labels:",
+    "promote": "workbench.promote.promotion:promote",
+    "rollback": "workbench.promote.versions:rollback",
+    "features_as_of": "workbench.promote.versions:features_as_of",
+    "online_features": "workbench.promote.versions:online_features",
+    "models": "workbench.models:",
 }
 
 __all__ = sorted([*_LAZY, "WorkbenchWarning", "__version__"])

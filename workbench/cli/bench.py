@@ -48,3 +48,23 @@ def evaluation(
     from workbench.bench.evaluation import run
 
     _emit(run(days=days, seed=seed))
+
+
+@app.command()
+def promote(
+    rates: str = typer.Option("2000,5000,10000", help="Comma-separated producer rates (events/s) for freshness."),
+    seconds: float = typer.Option(20.0, min=1.0, help="Seconds of paced traffic per rate, for job and baseline each."),
+    features: int = typer.Option(50, min=1, help="Features read per entity for the read-latency figure."),
+    reads: int = typer.Option(2000, min=100, help="Timed reads each for Workbench and Feast."),
+    commit_interval_s: float | None = typer.Option(
+        None, help="Job commit interval for this run (default: WORKBENCH_JOB_COMMIT_INTERVAL_S)."),
+) -> None:
+    """Online read latency (Workbench vs Feast) and freshness (feature job vs plain consumer) on Redis."""
+    from workbench.bench.promote import run
+    from workbench.errors import WorkbenchError
+
+    try:
+        rate_list = [int(r) for r in rates.split(",") if r.strip()]
+    except ValueError:
+        raise WorkbenchError(f"--rates takes integers separated by commas, not {rates!r}") from None
+    _emit(run(rates=rate_list, seconds=seconds, features=features, reads=reads, commit_interval_s=commit_interval_s))

@@ -8,16 +8,19 @@ readers to the new version, and undone on failure; see
 from workbench.promote.gate import Gate, check_gate
 from workbench.promote.plan import Plan
 from workbench.promote.promotion import Promotion, PromotionFailed, promote
-from workbench.promote.versions import VersionInfo, features_as_of, rollback, versions
+from workbench.promote.reader import OnlineReader
+from workbench.promote.versions import VersionInfo, features_as_of, online_features, rollback, versions
 
 __all__ = [
     "Gate",
+    "OnlineReader",
     "Plan",
     "Promotion",
     "PromotionFailed",
     "VersionInfo",
     "check_gate",
     "features_as_of",
+    "online_features",
     "promote",
     "rollback",
     "versions",

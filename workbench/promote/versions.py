@@ -92,6 +92,28 @@ def rollback(name: str, env: str | None = None, progress: bool = True) -> Promot
     return target
 
 
+_READERS: dict[tuple[str, str, str], Any] = {}
+
+
+def online_features(name: str, entity: dict[str, Any] | list[dict[str, Any]], env: str | None = None) -> Any:
+    """The promoted set ``name``'s values for one entity (a dict) or many (a list), as production reads them.
+
+    Reads through :class:`workbench.promote.reader.OnlineReader` (Feast's
+    storage format, precomputed reads), kept open per set and environment; a
+    promotion or rollback is picked up within the reader's refresh interval.
+    """
+    from workbench.config import settings
+    from workbench.promote.reader import OnlineReader
+    from workbench.promote.store import environment
+
+    env = environment(env)
+    key = (name, env, str(settings().repo_root))
+    reader = _READERS.get(key)
+    if reader is None:
+        reader = _READERS[key] = OnlineReader.for_service(name, env=env)
+    return reader.get(entity) if isinstance(entity, dict) else reader.get_many(entity)
+
+
 def features_as_of(name: str, at: Any, env: str | None = None, progress: bool = False) -> pd.DataFrame:
     """Feature values of ``name`` as they were at ``at``, recomputed from the recorded range and hashes.
 
