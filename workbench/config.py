@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     job_max_restarts: int = Field(default=5, ge=0)
     job_restart_window_s: float = Field(default=300.0, gt=0)
 
+    # WORKBENCH_MLFLOW_URI: the model store's MLflow tracking/registry URI (a tracking server such as
+    # http://mlflow:5000, or a SQL database); unset: sqlite:///<home>/mlflow.db, artifacts in <home>/mlartifacts.
+    mlflow_uri: str | None = None
+
     # WORKBENCH_JUPYTER_PORT: JupyterLab port for `workbench up`.
     jupyter_port: int = Field(default=8888, ge=1024, le=65535)
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from workbench.cli import bench, evaluations, jobs, kernel, promote, stack, stream, up
+from workbench.cli import bench, evaluations, jobs, kernel, models, promote, stack, stream, up
 from workbench.cli import review as review_cli
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.command("promote")(promote.promote)
 app.command("rollback")(promote.rollback)
 app.add_typer(promote.features_app, name="features")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(models.app, name="models")
 app.command("review")(review_cli.review)
 
 
