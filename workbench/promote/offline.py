@@ -10,6 +10,8 @@ shows), and the live job's writes, which are strictly newer, continue it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import TYPE_CHECKING, Any
 
 from workbench.promote.naming import entities, join_key, online_value, view_names
@@ -57,8 +59,8 @@ def offline_tables(feature_set: FeatureSet, version: int, events: pd.DataFrame) 
         long = pd.concat(parts, ignore_index=True).sort_values(["pos", "emit"], kind="stable")
         # the last update of each feature at each record (hopping windows emit several)
         long = long.drop_duplicates(["key", "pos", "feature"], keep="last")
-        wide = long.pivot_table(index=["key", "pos"], columns="feature", values="value",
-                                aggfunc="last", dropna=False, sort=True)
+        # unique (key, pos, feature) after the dedup, so unstack never builds a key x pos product
+        wide = long.set_index(["key", "pos", "feature"])["value"].unstack("feature").sort_index()
         times = long.groupby(["key", "pos"])["event_time_ms"].max()
         wide = wide.reindex(times.index)
         wide = wide.groupby(level="key").ffill()  # other features keep their last value
@@ -115,7 +117,8 @@ def materialize(store: Any, tables: dict[str, pd.DataFrame]) -> int:
             continue
         start = table["event_timestamp"].min() - pd.Timedelta(seconds=1)
         end = table["event_timestamp"].max() + pd.Timedelta(seconds=1)
-        store.materialize(start.to_pydatetime(), end.to_pydatetime(), feature_views=[view])
+        with contextlib.redirect_stdout(io.StringIO()):  # Feast prints coloured banners; promote reports itself
+            store.materialize(start.to_pydatetime(), end.to_pydatetime(), feature_views=[view])
         rows += int(table.iloc[:, 0].nunique())
     return rows
 

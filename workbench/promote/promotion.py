@@ -117,7 +117,14 @@ class _Run:
         }
 
     def apply(self, files: dict[str, str]) -> None:
+        from workbench.jobs.spec import read, spec_path
         from workbench.promote import codegen
+        from workbench.promote.naming import job_name
+
+        leftover = job_name(self.fs.name, self.version, self.env)
+        if spec_path(leftover).exists():  # an attempt at this version died before it could undo itself
+            self.say(f"      discarding job {leftover} left by an interrupted promotion")
+            _discard_job(read(leftover))
 
         for name, text in files.items():
             path = self.repo / name
