@@ -68,3 +68,50 @@ def promote(
     except ValueError:
         raise WorkbenchError(f"--rates takes integers separated by commas, not {rates!r}") from None
     _emit(run(rates=rate_list, seconds=seconds, features=features, reads=reads, commit_interval_s=commit_interval_s))
+
+
+@app.command()
+def bandit(
+    seeds: int = typer.Option(500, min=10, help="Simulated experiments per design (the pinned figure is 500)."),
+    seed: int = typer.Option(7, help="Random seed of the whole run."),
+    check_every: int = typer.Option(100, min=1, help="Thompson sampling: requests per arm between checks."),
+    arms: str = typer.Option("2,5", help="Comma-separated arm counts."),
+) -> None:
+    """Samples to decision: Thompson sampling (stop at P(best) >= 0.95) vs an A/B test sized in advance."""
+    from workbench.bench.bandit import run
+    from workbench.errors import WorkbenchError
+
+    try:
+        counts = tuple(int(a) for a in arms.split(",") if a.strip())
+    except ValueError:
+        raise WorkbenchError(f"--arms takes integers separated by commas, not {arms!r}") from None
+    if not counts or min(counts) < 2:
+        raise WorkbenchError("--arms needs arm counts of at least 2")
+    _emit(run(seeds=seeds, seed=seed, check_every=check_every, arm_counts=counts))
+
+
+@app.command()
+def exploration(
+    days: float = typer.Option(4.0, min=0.1, help="Simulated days of sessions (one request per session)."),
+    users: int = typer.Option(5_000, min=100, help="Simulated users."),
+    items: int = typer.Option(1_000, min=200, help="Catalog size."),
+    seed: int = typer.Option(5, help="Simulator seed."),
+) -> None:
+    """Catalog coverage and CTR: linear-TS exploration slots vs uniform slots vs pure exploitation."""
+    from workbench.bench.exploration import run
+
+    _emit(run(days=days, users=users, items=items, seed=seed))
+
+
+@app.command()
+def retrain(
+    users: int = typer.Option(1_000, min=50, help="Simulated users (events scale with it)."),
+    history_days: int = typer.Option(28, min=1, help="Days of history before the week; the stateless window."),
+    update_days: int = typer.Option(7, min=1, help="Daily updates compared."),
+    seed: int = typer.Option(11, help="Simulator seed."),
+    bootstrap: int = typer.Option(1000, min=50, help="Block-bootstrap replicates for the intervals."),
+) -> None:
+    """Daily retraining: stateful (continue on the day) vs stateless (from scratch on the window)."""
+    from workbench.bench.retrain import run
+
+    _emit(run(users=users, history_days=history_days, update_days=update_days, seed=seed, bootstrap=bootstrap))
