@@ -159,6 +159,7 @@ def evaluate(
     record: bool = True,
     every: int = 500,
     live_s: float = 0.0,
+    live_warmup_ms: int | None = None,
 ) -> EvaluationResult:
     """Paired prequential evaluation of ``candidate`` vs ``baseline`` features: history, then live.
 
@@ -166,7 +167,9 @@ def evaluate(
     name read with ``wb.replay(source, start, end)``. With ``live_s`` > 0 (a topic
     source only), history ends at the topic's current end offsets and the
     evaluation continues on the live tail from exactly there for ``live_s``
-    seconds (:mod:`workbench.evaluation.live`). In a notebook, ``chart``
+    seconds once its stream path, started one window plus grace before the seam,
+    has warmed up (:mod:`workbench.evaluation.live`); ``live_warmup_ms`` caps
+    that warm-up (first values of longer windows are then partial). In a notebook, ``chart``
     (default on) draws both metric curves, the lift band and drift marks live.
     """
     from workbench.config import settings
@@ -204,7 +207,8 @@ def evaluate(
         from workbench.evaluation.live import run_live
 
         live_stats = run_live(loop, topic=topic, seam=seam, history=events, label=label, arms=arms,
-                              live_s=live_s, evaluation_id=uuid.uuid4().hex[:12], chart=live)
+                              live_s=live_s, evaluation_id=uuid.uuid4().hex[:12], chart=live,
+                              warmup_ms=live_warmup_ms)
     result = loop.result("baseline", "candidate")
     result.counts.update({k: v for k, v in live_stats.items() if isinstance(v, int)})
     if live is not None:
@@ -214,6 +218,7 @@ def evaluate(
         if live_stats:
             rng["live_last_offsets"] = live_stats["last_offsets"]
             rng["seam_offsets"] = {str(p): o for p, o in (seam or {}).items()}
+            rng["live_warmup_offsets"] = live_stats["start_offsets"]  # the stream path started here
         result.record_id = _store(result, model, label, baseline, candidate, rng, topic, feature_set)
     return result
 
