@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bin=.venv/bin
 echo "check: ruff"; "$bin/ruff" check workbench tests
 echo "check: mypy"; "$bin/mypy"
-echo "check: pytest"; "$bin/pytest" "$@"
+echo "check: pytest"; "$bin/pytest" --durations=15 "$@"

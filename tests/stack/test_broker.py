@@ -128,3 +128,12 @@ def test_unreachable_external_cluster_is_one_clear_line(tmp_path: Path) -> None:
                "stack", "up")
     assert res.returncode == 1
     assert res.stderr.strip().splitlines()[-1].startswith("error: no Kafka broker at")
+
+
+def test_cluster_ids_never_start_with_a_dash(tmp_path: Path) -> None:
+    """A leading '-' made Kafka's StorageTool read the id as an option (1 format in 64 failed)."""
+    from workbench.stack.broker import _cluster_id
+
+    ids = [_cluster_id(tmp_path / f"{i}.id") for i in range(2000)]
+    assert all(not cid.startswith("-") and len(cid) == 22 for cid in ids)
+    assert _cluster_id(tmp_path / "0.id") == ids[0]  # stable once written

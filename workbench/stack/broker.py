@@ -217,7 +217,7 @@ class Broker:
     def _format(self, java: str, jars: Path) -> None:
         cluster_id = _cluster_id(self.dir / "cluster.id")
         cmd = [java, "-cp", f"{jars}/*", *self._jvm_log_opts(), "kafka.tools.StorageTool", "format",
-               "-t", cluster_id, "-c", str(self.properties), "--ignore-formatted"]  # fmt: skip
+               f"--cluster-id={cluster_id}", "-c", str(self.properties), "--ignore-formatted"]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise WorkbenchError(f"kafka storage format failed: {proc.stderr.strip().splitlines()[-1:]}")
@@ -287,7 +287,9 @@ def _cluster_id(path: Path) -> str:
     # Kafka cluster ids are 16 random bytes, base64url without padding
     import base64
 
-    cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cid = "-"
+    while cid.startswith("-"):  # as Kafka's own Uuid.randomUuid: a leading '-' reads as an option
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(cid)
     return cid
