@@ -1,7 +1,9 @@
 """Pins the public API: a change to ``workbench.__all__`` must change this list on purpose."""
 
+import os
 import subprocess
 import sys
+import tempfile
 
 import workbench
 
@@ -55,3 +57,13 @@ def test_import_is_light() -> None:
     code = "import sys, workbench; import workbench.cli; print(sorted(m for m in ('pandas','confluent_kafka','quixstreams','feast','river','plotly') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_wb_promote_stays_callable_after_its_package_is_imported() -> None:
+    """Importing workbench.promote.* binds the package to ``workbench.promote``; it must still promote."""
+    code = ("import workbench as wb, workbench.promote.store\n"
+            "try:\n    wb.promote('no_such_set_anywhere', dry_run=True, progress=False)\n"
+            "except LookupError as exc:\n    print(exc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "WORKBENCH_HOME": tempfile.mkdtemp()})
+    assert out.stdout.startswith("no feature set 'no_such_set_anywhere'"), out.stdout + out.stderr

@@ -5,6 +5,10 @@ readers to the new version, and undone on failure; see
 :mod:`workbench.promote.promotion`.
 """
 
+import sys
+import types
+from typing import Any
+
 from workbench.promote.gate import Gate, check_gate
 from workbench.promote.plan import Plan
 from workbench.promote.promotion import Promotion, PromotionFailed, promote
@@ -25,3 +29,18 @@ __all__ = [
     "rollback",
     "versions",
 ]
+
+
+class _CallablePackage(types.ModuleType):
+    """``wb.promote(...)`` keeps working once ``workbench.promote`` is imported as a package.
+
+    Importing any ``workbench.promote.*`` module binds this package to the name
+    ``promote`` on ``workbench``, over the lazily exported function; calling the
+    package calls the function.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Promotion:
+        return promote(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
