@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from workbench.cli import bench, evaluations, jobs, kernel, models, promote, stack, stream, up
+from workbench.cli import bench, evaluations, jobs, kernel, models, promote, serve, stack, stream, up
 from workbench.cli import review as review_cli
 
 app = typer.Typer(
@@ -27,6 +27,8 @@ app.add_typer(promote.features_app, name="features")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
 app.command("review")(review_cli.review)
+app.command("serve")(serve.serve)
+promote.features_app.command("skew")(serve.skew)
 
 
 def main() -> None:

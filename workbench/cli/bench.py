@@ -115,3 +115,32 @@ def retrain(
     from workbench.bench.retrain import run
 
     _emit(run(users=users, history_days=history_days, update_days=update_days, seed=seed, bootstrap=bootstrap))
+
+
+@app.command("recommender-quality")
+def recommender_quality(
+    days: float = typer.Option(4.0, min=0.5, help="Simulated days (time split 80/20 by session start)."),
+    seed: int = typer.Option(7, help="Simulator seed."),
+    max_predictions: int = typer.Option(10_000, min=100, help="Held-out next-item predictions per data set."),
+    gap_s: float = typer.Option(1800, min=60, help="MovieLens per-user inactivity gap that cuts sessions."),
+    dataset: str = typer.Option("simulator,movielens-100k", help="Comma-separated data sets to run."),
+) -> None:
+    """Next-item HR@20 and MRR@20 on held-out sessions: popularity vs SKNN vs Workbench, same run."""
+    from workbench.bench.recommender import run
+
+    names = tuple(d.strip() for d in dataset.split(",") if d.strip())
+    _emit(run(days=days, seed=seed, max_predictions=max_predictions, gap_s=gap_s, datasets=names))
+
+
+@app.command("serve")
+def serve_bench(
+    seconds: float = typer.Option(60.0, min=5.0, help="Seconds of steady load for the latency figures."),
+    rate: float = typer.Option(200.0, min=1.0, help="Steady request rate (requests/s)."),
+    workers: int = typer.Option(2, min=1, max=16, help="Server worker processes."),
+    step_s: float = typer.Option(15.0, min=3.0, help="Seconds per step of the max-rate ladder."),
+    hours: float = typer.Option(6.0, min=0.5, help="Simulated hours of history behind the model and features."),
+) -> None:
+    """Recommendation latency (p50/p95/p99, errors) and max rps at p99 <= 50 ms, vs a no-op endpoint."""
+    from workbench.bench.serve import run
+
+    _emit(run(seconds=seconds, rate=rate, workers=workers, step_s=step_s, hours=hours))

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ class Sessions:
     items: list[np.ndarray]  # item ids (strings), consecutive repeats collapsed
     start_ms: np.ndarray
     end_ms: np.ndarray
+    times: list[np.ndarray] = field(default_factory=list)  # event times (ms) of ``items``, per session
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -53,11 +54,13 @@ def to_sessions(events: pd.DataFrame, min_length: int = 1) -> Sessions:
     for j, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         out.ids.append(str(sid[a]))
         out.items.append(items[a:b])
+        out.times.append(t[a:b])
         out.start_ms[j], out.end_ms[j] = t[a], t[b - 1]
     if min_length > 1:
         mask = np.array([len(s) >= min_length for s in out.items], dtype=bool)
         out = Sessions([i for i, m in zip(out.ids, mask, strict=True) if m],
-                       [s for s, m in zip(out.items, mask, strict=True) if m], out.start_ms[mask], out.end_ms[mask])
+                       [s for s, m in zip(out.items, mask, strict=True) if m], out.start_ms[mask], out.end_ms[mask],
+                       [s for s, m in zip(out.times, mask, strict=True) if m])
     return out
 
 
@@ -72,6 +75,7 @@ def time_split(sessions: Sessions, test_fraction: float = 0.2) -> tuple[Sessions
     def pick(mask: np.ndarray) -> Sessions:
         idx = np.flatnonzero(mask)
         return Sessions([sessions.ids[i] for i in idx], [sessions.items[i] for i in idx],
-                        sessions.start_ms[idx], sessions.end_ms[idx])
+                        sessions.start_ms[idx], sessions.end_ms[idx],
+                        [sessions.times[i] for i in idx] if sessions.times else [])
 
     return pick(train), pick(test)

@@ -1,0 +1,1 @@
+"""The recommendation service: ``workbench serve`` (see :mod:`workbench.serving.app`)."""
