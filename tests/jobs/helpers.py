@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from workbench.features.definition import SESSION, Feature, FeatureSet, save
 from workbench.jobs.spec import JobSpec
 from workbench.promote.naming import entities, join_key, online_value, view_names
 from workbench.streams import kafka
-from workbench.streams.events import encode
 
 BASE_MS = 1_700_000_000_000
 
@@ -89,24 +87,6 @@ def make_events(n: int, sessions: list[str], start: int = 0, seed: int = 0) -> l
             "category": "books", "price": rng.randint(0, 100) / 4,
         })  # fmt: skip
     return out
-
-
-def produce(topic: str, events: list[dict[str, Any]], s: Settings) -> pd.DataFrame:
-    """Send keyed by session; returns the events with the partition and offset each got."""
-    p = kafka.producer(s)
-    positions: dict[str, tuple[int, int]] = {}
-
-    def delivered(err: Any, msg: Any) -> None:
-        assert err is None, err
-        positions[json.loads(msg.value())["event_id"]] = (msg.partition(), msg.offset())
-
-    for e in events:
-        p.produce(topic, key=e["session_id"].encode(), value=encode(e), on_delivery=delivered)
-    assert p.flush(30) == 0
-    frame = pd.DataFrame(events)
-    frame["partition"] = [positions[e][0] for e in frame.event_id]
-    frame["offset"] = [positions[e][1] for e in frame.event_id]
-    return frame.sort_values(["partition", "offset"]).reset_index(drop=True)
 
 
 def expected_online(fs: FeatureSet, history: pd.DataFrame) -> dict[str, dict[str, Any]]:

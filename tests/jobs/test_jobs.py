@@ -12,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.features.test_live import produce
 from tests.jobs.helpers import (
     JobHome,
     expected_online,
     group_partitions,
     make_events,
-    produce,
     read_online,
     shop_set,
     wait_for,

@@ -1,15 +1,12 @@
 """One served recommender per module: a private Redis, a fresh topic, promoted feature sets, a saved model.
 
-The Redis here is this module's own ``redis-server`` on a free port, so a test
-can stop it (degraded mode) without touching anyone else's store.
+The Redis here is this module's own ``redis-server`` on a free port
+(:class:`workbench.stack.redis.RedisServer`), so a test can stop it (degraded
+mode) without touching anyone else's store.
 """
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,51 +18,9 @@ import pandas as pd
 import pytest
 
 from workbench.config import Settings, reload
+from workbench.stack.redis import RedisServer
 
 SESSION_GAP_MS = 30 * 60_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
-class PrivateRedis:
-    """A redis-server this module owns: ``stop()`` and ``start()`` it at will (same port, empty again)."""
-
-    def __init__(self) -> None:
-        if shutil.which("redis-server") is None:
-            pytest.skip("redis-server is not installed")
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.dir = tempfile.mkdtemp(prefix="wb-serve-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--maxmemory", "256mb"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.monotonic() + 20
-        while not _answers(self.url):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None
 
 
 @dataclass
@@ -74,7 +29,7 @@ class Served:
     topic: str
     feedback_topic: str
     history: pd.DataFrame
-    redis: PrivateRedis
+    redis: RedisServer
     rec: Any
     model_version: Any
     item_set: Any
@@ -108,8 +63,7 @@ def served(broker: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     from workbench.recommender.recommender import Recommender
     from workbench.streams.kafka import delete_topics, ensure_topic
 
-    redis = PrivateRedis()
-    redis.start()
+    redis = RedisServer(maxmemory_mb=256).start()
     home = tmp_path_factory.mktemp("serve-home")
     mp = pytest.MonkeyPatch()
     topic = f"test.serve.{uuid.uuid4().hex[:10]}"
@@ -138,8 +92,7 @@ def served(broker: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             for j in jobs.list_jobs():
                 jobs.stop(j.job)
         finally:
-            redis.stop()
-            shutil.rmtree(redis.dir, ignore_errors=True)
+            redis.close()
             try:
                 delete_topics([topic, feedback], s=reload())
             except Exception:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,48 +33,19 @@ from typing import Any
 P99_BUDGET_MS = 50.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
 @contextmanager
 def _redis(configured: str) -> Iterator[str]:
     """The configured Redis when it answers, else a private redis-server on a free port (stopped after)."""
-    from workbench.errors import MissingToolError
+    from workbench.stack.redis import RedisServer, answers
 
-    if _answers(configured):
+    if answers(configured):
         yield configured
         return
-    if shutil.which("redis-server") is None:
-        raise MissingToolError("Redis is not reachable and redis-server is not installed: apt-get install redis-server")
-    port = _free_port()
-    workdir = tempfile.mkdtemp(prefix="wb-bench-redis-")
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", workdir],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
+    server = RedisServer().start()
     try:
-        deadline = time.monotonic() + 20
-        while not _answers(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise MissingToolError(f"redis-server did not start on port {port}")
-            time.sleep(0.05)
-        yield url
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.close()
 
 
 @contextmanager
@@ -169,6 +139,7 @@ def run(seconds: float = 60.0, rate: float = 200.0, workers: int = 2, step_s: fl
         seed: int = 3) -> dict[str, Any]:  # fmt: skip
     from workbench import jobs
     from workbench.config import settings
+    from workbench.stack.redis import free_port
     from workbench.streams.kafka import delete_topics
 
     home = tempfile.mkdtemp(prefix="wb-bench-serve-")
@@ -183,7 +154,7 @@ def run(seconds: float = 60.0, rate: float = 200.0, workers: int = 2, step_s: fl
         try:
             sessions, facts = prepare(topic, hours, seed)
             result["setup"] = facts
-            port = _free_port()
+            port = free_port()
             proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--port", str(port),
                                      "--workers", str(workers), "--env", "production", "--events-topic", topic,
                                      "--feedback-topic", feedback],
