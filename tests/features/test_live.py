@@ -84,7 +84,8 @@ def read_all(topic: str, s: Settings) -> list[dict[str, Any]]:
             for m in c.consume(num_messages=500, timeout=1.0):
                 if m.error():
                     continue
-                out.append({"value": m.value(), "headers": dict(m.headers() or []), "key": m.key()})
+                out.append({"value": m.value(), "headers": dict(m.headers() or []), "key": m.key(),
+                            "timestamp": m.timestamp()[1]})
                 if m.offset() + 1 >= ends.get(m.partition(), 0):
                     ends.pop(m.partition(), None)
             for tp in c.position([TopicPartition(topic, p) for p in list(ends)]):
@@ -128,7 +129,10 @@ def test_live_updates_equal_backfill(
         shutil.rmtree(broker.home / "state" / f"{fs.name}-{fs.hash}", ignore_errors=True)
     assert updates  # bounded run returned what it produced
 
-    written = [json.loads(r["value"]) for r in read_all(fs.topic, broker)]
+    records = read_all(fs.topic, broker)
+    written = [json.loads(r["value"]) for r in records]
+    # an update's Kafka timestamp is the event time of the record that caused it, for every window kind
+    assert [r["timestamp"] for r in records] == [u["event_time_ms"] for u in written]
     late_positions: set[tuple[int, int]] = set()
     for f in features:
         expected = backfill(f, frame)

@@ -35,7 +35,7 @@ class JobHome:
         return open_store(env)
 
     def make_job(self, fs: FeatureSet, env: str = "local", job: str | None = None,
-                 seam: dict[str, int] | None = None) -> JobSpec:
+                 seam: dict[str, int] | None = None, feature_topic: bool = True) -> JobSpec:
         """Apply version 1 of ``fs`` to ``env``'s registry and write the job's spec."""
         from workbench.jobs import spec as job_spec
         from workbench.promote.store import repo_path, version_objects
@@ -48,7 +48,7 @@ class JobHome:
             job=job or f"{fs.name}_v1", feature_set=fs.name, version=1,
             feature_hashes=[f.hash for f in fs.features], env=env, repo_path=str(repo_path(env)),
             views=views, join_keys={views[f.name]: join_key(f.entity) for f in fs.features},
-            seam=seam or {},
+            seam=seam or {}, feature_topic=feature_topic,
         )  # fmt: skip
         job_spec.write(spec)
         return spec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.features.test_live import produce
+from tests.features.test_live import produce, read_all
 from tests.jobs.helpers import (
     JobHome,
     expected_online,
@@ -24,6 +25,7 @@ from tests.jobs.helpers import (
     wait_online,
 )
 from workbench import jobs
+from workbench.features.backfill import backfill
 from workbench.jobs.state import WORKER_MODULE, alive
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -35,11 +37,15 @@ WORKBENCH = str(Path(sys.executable).with_name("workbench"))
 def test_end_to_end_sqlite_and_redis_hold_the_backfill_values(
     job_home: JobHome, new_topic: Callable[..., str]
 ) -> None:
-    """Same events, one job per store: each store holds the backfill's last value per key, and they agree."""
+    """Same events, one job per store: each store holds the backfill's last value per key, and they agree.
+
+    The Redis job runs with ``feature_topic=False``: ``features.<set>`` then holds the SQLite job's
+    updates only, exactly one per backfill row.
+    """
     source = new_topic("jobe2e", partitions=2)
     fs = shop_set(source)
     lite = job_home.make_job(fs, "local")
-    red = job_home.make_job(fs, "production", job=f"{fs.name}_v1_redis")
+    red = job_home.make_job(fs, "production", job=f"{fs.name}_v1_redis", feature_topic=False)
     for spec in (lite, red):
         st = job_home.start(spec.job)
         assert st.status == "running", st.health
@@ -49,6 +55,10 @@ def test_end_to_end_sqlite_and_redis_hold_the_backfill_values(
     got_red = wait_online(job_home, red, fs, expected)
     assert got_lite == got_red
     assert jobs.status(lite.job).health == "running 1/1"
+    # both stores are complete, so both jobs have committed every update they will write
+    written = [json.loads(r["value"]) for r in read_all(fs.topic, job_home.settings)]
+    rows = sum(int((~backfill(f, history).late).sum()) for f in fs.features)
+    assert len(written) == rows
 
 
 def test_two_replicas_share_partitions_and_a_killed_one_resumes_exactly(

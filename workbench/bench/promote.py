@@ -15,7 +15,8 @@ stopped, only if it was not running).
   each event's ``event_time_ms`` is its wall-clock send time and its key a
   session out of :data:`SESSIONS`. The real feature job (a JobSpec, started by
   :func:`workbench.jobs.start`: a supervised worker process, exactly-once,
-  checkpoint and online write every ``job_commit_interval_s``) keeps a running
+  checkpoint and online write every ``job_commit_interval_s``, no
+  ``features.<set>`` output: ``feature_topic=False``) keeps a running
   count per session (:data:`COUNT_WINDOW_MS`: one tumbling window for the
   whole run). The baseline is a plain confluent-kafka consumer in its own
   process that ``HINCRBY``\\ s each event's session count in Redis, pipelined
@@ -397,7 +398,8 @@ def freshness(rates: list[int], seconds: float, redis_url: str, warmup_s: float 
     view = f"{name}_v1"
     spec = job_spec.JobSpec(job=view, feature_set=name, version=1, feature_hashes=[f.hash for f in fs.features],
                             env="production", repo_path=str(repo_path("production")), views={"n": view},
-                            join_keys={view: "session_id"}, exactly_once=True)  # fmt: skip
+                            join_keys={view: "session_id"}, exactly_once=True,
+                            feature_topic=False)  # fmt: skip  # the online store is what is measured
     job_spec.write(spec)
     hash_name = f"bench:{s.feast_project}:baseline"
     base_group = f"bench-baseline-{run_id}"

@@ -118,30 +118,40 @@ def compile_feature_set(
     late: LateRecords | None = None,
     intake: Intake | None = None,
     sink: BaseSink | None = None,
+    feature_topic: bool = True,
 ) -> StreamingDataFrame:
     """Every feature of the set as a branch that writes updates to ``features.<set>``.
 
     Records first pass the shared validation (:mod:`workbench.features.intake`):
     a malformed one goes to the DLQ and never reaches a window. A ``sink``
-    (the online store of a supervised job) also receives every update.
+    (the online store of a supervised job) also receives every update; with
+    ``feature_topic=False`` (a sink is then required) it is their only
+    destination.
     """
     from workbench.config import settings
 
     if not feature_set.features:
         raise ValueError(f"feature set {feature_set.name!r} has no features")
+    if not feature_topic and sink is None:
+        raise ValueError("feature_topic=False needs a sink: the updates would go nowhere")
     source = feature_set.features[0].source
     topic = app.topic(source, value_deserializer=deserializer(settings().max_event_bytes),
                       timestamp_extractor=event_time)
-    out = app.topic(feature_set.topic, value_serializer="json", key_serializer="str")
+    out = app.topic(feature_set.topic, value_serializer="json", key_serializer="str") if feature_topic else None
     late = late or LateRecords()
     intake = intake or Intake(late.dead_letters)
     sdf = app.dataframe(topic).filter(intake.accept)
     for feature in feature_set:
         branch = window(prepare(sdf, feature), feature, on_late=late.callback(feature))
-        branch = branch.to_topic(out, key=lambda update: str(update["key"]))
+        if out is not None:
+            branch = branch.to_topic(out, key=_update_key)
         if sink is not None:
             branch.sink(sink)
     return sdf
+
+
+def _update_key(update: dict[str, Any]) -> str:
+    return str(update["key"])
 
 
 def pipeline(

@@ -1,9 +1,11 @@
-"""The sliding window of the stream path: a keyed stateful step on quixstreams state.
+"""The keyed stateful window steps of the stream path: sliding, tumbling and hopping.
 
 :func:`sliding_step` is what :func:`workbench.features.stream.window` runs for
 a :class:`~workbench.features.windows.Sliding` window (its docstring says why
-it is not quixstreams' own sliding window); the semantics are pinned in
-:mod:`workbench.features.windows`.
+it is not quixstreams' own sliding window), :func:`fixed_step` for
+:class:`~workbench.features.windows.Tumbling` and
+:class:`~workbench.features.windows.Hopping` windows; the semantics are
+pinned in :mod:`workbench.features.windows`.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.features.aggregations import Count
 from workbench.features.definition import Feature
-from workbench.features.windows import Sliding
+from workbench.features.windows import Hopping, Sliding, Tumbling
 
 if TYPE_CHECKING:
     from quixstreams.dataframe import StreamingDataFrame
 
-__all__ = ["sliding_step", "transaction_of"]
+__all__ = ["fixed_step", "sliding_step", "transaction_of"]
 
 
 def transaction_of(sdf: StreamingDataFrame) -> Callable[[], tuple[int, Any]]:
@@ -61,12 +63,9 @@ def sliding_step(
     record takes the general path above.
 
     With ``transaction`` (see :func:`transaction_of`) the step also keeps the
-    decoded state of the keys it wrote in the current state transaction, so
-    a key seen again before the next checkpoint is not read back and decoded.
-    Within one transaction this step is the only writer of its keys, so the
-    copy equals what a read would return; a new transaction (a commit, an
-    aborted checkpoint, a reassigned partition) starts with no copies, and
-    every record is still written to the state (changelog, recovery).
+    decoded state of the keys it wrote (:class:`_Copies` says when it
+    is valid), so a key seen again is not read back and decoded; every
+    record is still written to the state (changelog, recovery).
     """
     import orjson
 
@@ -82,21 +81,13 @@ def sliding_step(
     # the options quixstreams' own state serializer uses, so stored values read back the same
     options = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
     dumps, loads = orjson.dumps, orjson.loads
-    # partition -> (its transaction, {message key: [L, buffer] as last written in it})
-    written: dict[int, tuple[Any, dict[Any, list[Any]]]] = {}
-    no_copies: dict[Any, list[Any]] = {}  # without a transaction: never filled
+    copies_of = _Copies(transaction)
 
     def step(value: dict[str, Any], key: Any, _timestamp: int, _headers: Any, state: Any) -> list[dict[str, Any]]:
         item = value["i"]
         t = item[0]
-        copies = no_copies
-        if transaction is not None:
-            partition, tx = transaction()
-            slot = written.get(partition)
-            if slot is None or slot[0] is not tx:
-                slot = written[partition] = (tx, {})
-            copies = slot[1]
-        copy = copies.get(key)
+        copies = copies_of.current()
+        copy = copies.get(key) if copies is not None else None
         if copy is not None:
             latest, buffer = copy
         else:
@@ -124,7 +115,7 @@ def sliding_step(
                 del buffer[:drop]
             buffer.append(item)
             state.set_bytes(state_key, dumps([t, buffer], option=options))
-            if copies is not no_copies:
+            if copies is not None:
                 copies[key] = [t, buffer]
             lo = t - size
             if counting:
@@ -144,7 +135,7 @@ def sliding_step(
         buffer = [it for it in buffer if it[0] >= horizon]
         buffer.append(item)
         state.set_bytes(state_key, dumps([latest, buffer], option=options))
-        if copies is not no_copies:
+        if copies is not None:
             copies[key] = [latest, buffer]
         out = []
         for u in sorted({it[0] for it in buffer if t <= it[0] <= t + size}):
@@ -171,3 +162,135 @@ def _update(name: str, fhash: str, key: Any, item: list[Any], start: int, end: i
         "window_end_ms": end,
         "value": value,
     }
+
+
+def fixed_step(
+    feature: Feature,
+    on_late: Callable[..., bool],
+    transaction: Callable[[], tuple[int, Any]] | None = None,
+) -> Callable[[Any, Any, int, Any, Any], list[dict[str, Any]]]:
+    """Tumbling and hopping windows with ``.current()`` as a keyed stateful step.
+
+    The same decisions quixstreams 3.28's ``tumbling_window`` /
+    ``hopping_window(...).current()`` with ``closing_strategy="key"`` makes, on
+    one state value per key instead of its window store: that store reads the
+    key's latest timestamp, the window and the expiry cursor and opens a
+    RocksDB iterator for every record, and writes two changelog messages per
+    key. Here it is one read (none for a key whose state this step still holds,
+    as in :func:`sliding_step`) and one write.
+
+    With ``L`` the key's greatest earlier event time (0 at first), each window
+    ``[s, e)`` of the record (ascending) is late when ``e <= L - grace``, else
+    it is folded and emitted. Windows with ``e <= max(L, t) - grace`` can
+    never be updated again and are dropped from the state.
+
+    State per key: ``[L, [[start, end, aggregation state], ...]]`` (ascending).
+    """
+    import orjson
+
+    w = feature.window
+    assert isinstance(w, (Tumbling, Hopping))
+    size, grace = w.size_ms, w.grace_ms
+    step_ms = w.step_ms if isinstance(w, Hopping) else size
+    agg = feature.aggregation
+    initialize, fold, result = agg.initialize, agg._update_item, agg.result
+    counting = type(agg) is Count
+    # a custom aggregation may update its state in place; the copies would then alias emitted values
+    keep_copies = transaction is not None and agg.builtin
+    name, fhash = feature.name, feature.hash
+    state_key = f"{fhash}:fixed".encode()
+    options = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+    dumps, loads = orjson.dumps, orjson.loads
+    copies_of = _Copies(transaction if keep_copies else None)
+
+    def step(value: dict[str, Any], key: Any, _timestamp: int, _headers: Any, state: Any) -> list[dict[str, Any]]:
+        item = value["i"]
+        t = item[0]
+        copies = copies_of.current()
+        copy = copies.get(key) if copies is not None else None
+        if copy is not None:
+            latest, windows = copy
+        else:
+            raw = state.get_bytes(state_key)
+            latest, windows = loads(raw) if raw is not None else (0, [])
+        closed_end = max(latest, t) - grace  # a window ending at or before this is closed
+        late_end = latest - grace
+        name_of_key = key.decode() if isinstance(key, bytes) else key
+        out = []
+        first = t - t % step_ms
+        start = first
+        while start > t - size and start >= 0:  # the record's windows, newest first
+            start -= step_ms
+        start += step_ms
+        i = 0
+        n = len(windows)
+        while start <= first:
+            end = start + size
+            if end <= late_end:
+                on_late(value, key, t, late_end - t, start, end, "fixed", "", -1, -1)
+                start += step_ms
+                continue
+            while i < n and windows[i][0] < start:
+                i += 1
+            if i < n and windows[i][0] == start:
+                acc = windows[i][2] + 1 if counting else fold(windows[i][2], item)
+                windows[i][2] = acc
+            else:
+                acc = 1 if counting else fold(initialize(), item)
+                windows.insert(i, [start, end, acc])
+                n += 1
+            out.append(_update(name, fhash, name_of_key, item, start, end, acc if counting else result(acc)))
+            start += step_ms
+        if not out:
+            return out  # every window of the record was closed: nothing changed
+        drop = 0
+        for win_ in windows:  # ascending start (so ascending end): the closed ones are in front
+            if win_[1] > closed_end:
+                break
+            drop += 1
+        if drop:
+            del windows[:drop]
+        latest = max(latest, t)
+        state.set_bytes(state_key, dumps([latest, windows], option=options))
+        if copies is not None:
+            copies[key] = [latest, windows]
+        return out
+
+    return step
+
+
+class _Copies:
+    """Per partition, the decoded state of the keys a step wrote, while RocksDB still holds exactly that.
+
+    Within one state transaction the step is the only writer of its keys, so
+    the copy equals what a read would return. It stays equal across a
+    transaction that completed (flushed to RocksDB) when the next one is on
+    the same store partition object. Anything else (a failed or aborted
+    checkpoint, a revoked and reassigned partition, restored from the
+    changelog) drops every copy of the partition. At most ``max_keys`` keys a
+    partition are kept; past that the copies restart empty at the next
+    transaction.
+    """
+
+    def __init__(self, transaction: Callable[[], tuple[int, Any]] | None, max_keys: int = 200_000) -> None:
+        self.transaction = transaction
+        self.max_keys = max_keys
+        # partition -> (its current transaction, {message key: decoded state})
+        self.written: dict[int, tuple[Any, dict[Any, list[Any]]]] = {}
+
+    def current(self) -> dict[Any, list[Any]] | None:
+        if self.transaction is None:
+            return None
+        partition, tx = self.transaction()
+        slot = self.written.get(partition)
+        if slot is not None and slot[0] is tx:
+            return slot[1]
+        copies: dict[Any, list[Any]] = {}
+        if slot is not None:
+            before = slot[0]
+            if (getattr(before, "completed", False) and getattr(before, "_partition", None) is not None
+                    and getattr(before, "_partition", None) is getattr(tx, "_partition", None)
+                    and len(slot[1]) <= self.max_keys):
+                copies = slot[1]
+        self.written[partition] = (tx, copies)
+        return copies

@@ -6,11 +6,12 @@ The pipeline of one feature has two halves:
   each event to ``{"k": key, "i": [event_time_ms, partition, offset, value]}``
   taken from the *source* record (so ties and provenance survive a
   repartition), then ``group_by`` when the entity is not the record key;
-* **the window** (:func:`window`): a quixstreams tumbling, hopping or session
-  window with ``.current()`` (one update per window the record touched) and
-  the feature's aggregation as a quixstreams aggregator; sliding windows are
-  a keyed stateful step instead (:func:`sliding_step` says why). State is
-  RocksDB with changelog either way.
+* **the window** (:func:`window`): one update per window the record touched.
+  Session windows are quixstreams' ``session_window(...).current()`` with the
+  feature's aggregation as a quixstreams aggregator; sliding, tumbling and
+  hopping windows are keyed stateful steps (:mod:`workbench.features.sliding`
+  says why: correctness for sliding, one state read and write per record for
+  the fixed ones). State is RocksDB with changelog either way.
 
 Event time comes from the payload through the topic's timestamp extractor
 (``event_time_ms``). Window semantics are documented, with worked examples,
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.features.aggregations import Aggregation
 from workbench.features.definition import Entity, Feature
-from workbench.features.sliding import sliding_step, transaction_of
+from workbench.features.sliding import fixed_step, sliding_step, transaction_of
 from workbench.features.windows import Hopping, Session, Sliding, Tumbling
 
 if TYPE_CHECKING:
@@ -202,18 +203,18 @@ def window(
             "value": result["value"],
         }
 
-    out: StreamingDataFrame
-    if isinstance(feature.window, Sliding):
-        # the step knows its record and key, so it emits finished updates itself
-        # (no remember / to_update steps: each step is a per-record call in quixstreams)
-        step = sliding_step(feature, late, transaction_of(sdf))
-        out = sdf.apply(step, stateful=True, expand=True, metadata=True)
-    else:
-        wdef = _window_definition(sdf.apply(remember), feature, name, late)
-        out = wdef.agg(value=aggregator(feature.aggregation, feature.hash)).current()
-        out = out.apply(to_update, metadata=True)
+    if isinstance(feature.window, (Sliding, Tumbling, Hopping)):
+        # a keyed stateful step that knows its record and key, so it emits finished updates
+        # itself (no remember / to_update steps: each step is a per-record call in quixstreams)
+        # An apply keeps the record's timestamp, which is already its event time (the
+        # topic's timestamp extractor, kept through group_by): the update's Kafka timestamp.
+        make = sliding_step if isinstance(feature.window, Sliding) else fixed_step
+        return sdf.apply(make(feature, late, transaction_of(sdf)), stateful=True, expand=True, metadata=True)
+    wdef = _window_definition(sdf.apply(remember), feature, name, late)
+    out: StreamingDataFrame = wdef.agg(value=aggregator(feature.aggregation, feature.hash)).current()
+    out = out.apply(to_update, metadata=True)
     # the update's Kafka timestamp is the event time of the record that caused it
-    # (quixstreams would stamp window outputs with the window start)
+    # (quixstreams stamps window outputs with the window start)
     return out.set_timestamp(_update_time)
 
 
@@ -223,12 +224,6 @@ def _update_time(update: dict[str, Any], *_: Any) -> int:
 
 def _window_definition(sdf: StreamingDataFrame, feature: Feature, name: str, late: Any) -> Any:
     w = feature.window
-    if isinstance(w, Tumbling):
-        return sdf.tumbling_window(duration_ms=w.size_ms, grace_ms=w.grace_ms, name=name, on_late=late)
-    if isinstance(w, Hopping):
-        return sdf.hopping_window(
-            duration_ms=w.size_ms, step_ms=w.step_ms, grace_ms=w.grace_ms, name=name, on_late=late
-        )
     if isinstance(w, Session):
         return sdf.session_window(inactivity_gap_ms=w.gap_ms, grace_ms=w.grace_ms, name=name, on_late=late)
     raise TypeError(f"unknown window {w!r}")

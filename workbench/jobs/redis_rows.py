@@ -23,8 +23,10 @@ from typing import Any
 
 _F64 = struct.Struct("<d")
 
-# KEYS: key bins. ARGV[1]: the view's timestamp field; then per key: seconds, nanos,
-# field count, and field/value pairs. Returns how many rows were written.
+# KEYS: key bins. ARGV[1]: the view's timestamp field; ARGV[2]: every row packed in one
+# string (one argument instead of 3 + 2 per field: the client packs each argument in
+# Python), per key: seconds (>I8), nanos (>I4), field count (>I2), then per field its
+# name (>I2 length + bytes) and value (>I4 length + bytes). Returns how many rows were written.
 SCRIPT = """
 local function varint(s, i)
   local result, scale = 0, 1
@@ -55,11 +57,11 @@ local function enc(v)
   out[#out + 1] = string.char(v)
   return table.concat(out)
 end
-local ts_field = ARGV[1]
-local a = 2
+local ts_field, rows = ARGV[1], ARGV[2]
+local a = 1
 for k = 1, #KEYS do
-  local sec, nanos, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  a = a + 3
+  local sec, nanos, n
+  sec, nanos, n, a = struct.unpack('>I8I4I2', rows, a)
   local stored = redis.call('HGET', KEYS[k], ts_field)
   if stored then
     local ssec, snanos = decode(stored)
@@ -72,12 +74,22 @@ for k = 1, #KEYS do
   if sec ~= 0 then ts = ts .. string.char(8) .. enc(sec) end
   if nanos ~= 0 then ts = ts .. string.char(16) .. enc(nanos) end
   local args = {ts_field, ts}
-  for j = 0, 2 * n - 1 do args[#args + 1] = ARGV[a + j] end
-  a = a + 2 * n
+  for j = 1, n do
+    local len
+    len, a = struct.unpack('>I2', rows, a)
+    args[#args + 1] = string.sub(rows, a, a + len - 1)
+    a = a + len
+    len, a = struct.unpack('>I4', rows, a)
+    args[#args + 1] = string.sub(rows, a, a + len - 1)
+    a = a + len
+  end
   redis.call('HSET', KEYS[k], unpack(args))
 end
 return #KEYS
 """
+_ROW = struct.Struct(">QIH")
+_NAME = struct.Struct(">H")
+_VALUE = struct.Struct(">I")
 
 
 def _varint(v: int) -> bytes:
@@ -121,20 +133,29 @@ class RedisRows:
         self._project = project.encode()
         self._prefix = {view: key_prefix(jk) for view, jk in join_keys.items()}
         self._fields = {view: {f: _mmh3(f"{view}:{f}") for f in names} for view, names in features.items()}
+        # per view, feature -> its field name with its length in front, as the script reads it
+        self._name_len = {view: {f: _NAME.pack(len(b)) + b for f, b in names.items()}
+                          for view, names in self._fields.items()}
 
-    def write(self, view: str, rows: list[tuple[str, int, dict[str, Any]]]) -> int:
-        """``rows``: (entity key, event time in ms, feature -> online value); returns rows written."""
+    def write(self, view: str, rows: list[tuple[str, int, dict[str, bytes]]]) -> int:
+        """``rows``: (entity key, event time in ms, feature -> :func:`encode_value` bytes); returns rows written.
+
+        Event times before 1970 are written as 1970 (Feast's timestamps here are unsigned).
+        """
         from workbench.promote.reader import entity_key_bytes
 
         if not rows:
             return 0
-        prefix, fields = self._prefix[view], self._fields[view]
+        prefix, project = self._prefix[view], self._project
         keys: list[bytes] = []
-        args: list[Any] = [f"_ts:{view}".encode()]
+        parts: list[bytes] = []
+        row, name_len, value_len = _ROW.pack, self._name_len[view], _VALUE.pack
         for entity, event_ms, values in rows:
-            keys.append(entity_key_bytes(prefix, entity) + self._project)
-            sec, ms = divmod(int(event_ms), 1000)
-            args += [sec, ms * 1_000_000, len(values)]
+            keys.append(entity_key_bytes(prefix, entity) + project)
+            sec, ms = divmod(max(0, int(event_ms)), 1000)
+            parts.append(row(sec, ms * 1_000_000, len(values)))
             for name, value in values.items():
-                args += [fields[name], encode_value(value)]
-        return int(self._script(keys=keys, args=args))
+                parts.append(name_len[name])
+                parts.append(value_len(len(value)))
+                parts.append(value)
+        return int(self._script(keys=keys, args=[f"_ts:{view}".encode(), b"".join(parts)]))

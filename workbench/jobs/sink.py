@@ -213,16 +213,15 @@ class OnlineSink(BaseSink):
                 self._dead_letter(update, f"unwritable:{name}")
         return out
 
-    def _online_values(self, row: _Pending) -> dict[str, Any]:
+    def _online_values(self, row: _Pending) -> dict[str, bytes]:
+        """Feature -> its encoded Feast value; a value that cannot be encoded is dead-lettered here."""
         from workbench.jobs.redis_rows import encode_value
         from workbench.promote.naming import online_value
 
         out = {}
         for name, update in row.updates.items():
             try:
-                value = online_value(self.features[name], update["value"])
-                encode_value(value)  # fails here, not inside the script, on a value Redis rows cannot hold
-                out[name] = value
+                out[name] = encode_value(online_value(self.features[name], update["value"]))
             except Exception as exc:  # any unconvertible value: dead-letter it, never crash the job
                 log.warning("feature %s key %s: value %r not writable (%s)", name, update["key"],
                             update["value"], exc)

@@ -37,6 +37,9 @@ class JobSpec:
     # computed only to build window state, never written again
     seam: dict[str, int] = field(default_factory=dict)
     exactly_once: bool = True
+    # also write every update to ``features.<set>`` (one more transactional produce per
+    # update); a job that only feeds the online store can turn it off
+    feature_topic: bool = True
 
     @property
     def consumer_group(self) -> str:

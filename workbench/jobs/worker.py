@@ -102,7 +102,7 @@ def run(job: str, replica: int = 0, supervisor: int | None = None) -> None:
         # read_committed readers of the changelog stuck, until the transaction timeout.
         producer_extra_config={"transactional.id": member} if spec.exactly_once else {},
     )
-    compile_feature_set(app, fs, late, Intake(dead_letters), sink=sink)
+    compile_feature_set(app, fs, late, Intake(dead_letters), sink=sink, feature_topic=spec.feature_topic)
     log.info("job %s replica %d: group %s, %d features, seam %s", job, replica, spec.consumer_group,
              len(fs.features), spec.seam or "none")
     try:

@@ -1,0 +1,82 @@
+"""When a window step may reuse the state it decoded instead of reading it back (sliding._Copies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.features.sliding import _Copies
+
+
+class Tx:
+    """Stands in for a quixstreams partition transaction: its store partition and whether it completed."""
+
+    def __init__(self, partition: object, completed: bool = False) -> None:
+        self._partition = partition
+        self.completed = completed
+
+
+def copies_for(max_keys: int = 100) -> tuple[_Copies, list[tuple[int, Tx]]]:
+    current: list[tuple[int, Tx]] = []
+
+    def transaction() -> tuple[int, Any]:
+        return current[-1]
+
+    return _Copies(transaction, max_keys=max_keys), current
+
+
+def test_copies_live_through_committed_transactions_only() -> None:
+    store = object()
+    copies, current = copies_for()
+    first = Tx(store)
+    current.append((0, first))
+    got = copies.current()
+    assert got is not None
+    got[b"k"] = [1, []]
+    assert copies.current() is got  # the same transaction: the same copies
+
+    # the next transaction after a completed one, on the same store partition: still valid
+    first.completed = True
+    second = Tx(store)
+    current.append((0, second))
+    assert copies.current() == {b"k": [1, []]}
+
+    # a transaction that did not complete (aborted checkpoint): RocksDB never saw its writes
+    third = Tx(store)
+    current.append((0, third))
+    assert copies.current() == {}
+
+
+def test_a_reassigned_partition_and_too_many_keys_drop_the_copies() -> None:
+    copies, current = copies_for(max_keys=2)
+    old = Tx(object(), completed=True)
+    current.append((1, old))
+    got = copies.current()
+    assert got is not None
+    got[b"a"] = [1, []]
+    current.append((1, Tx(object())))  # a new store partition object: restored from the changelog
+    assert copies.current() == {}
+
+    done = Tx(current[-1][1]._partition, completed=True)
+    current.append((1, done))
+    got = copies.current()
+    assert got is not None
+    got.update({b"a": [1, []], b"b": [2, []], b"c": [3, []]})
+    current.append((1, Tx(done._partition)))
+    assert copies.current() == {}  # over max_keys: start again
+
+
+def test_partitions_are_independent() -> None:
+    store0, store1 = object(), object()
+    copies, current = copies_for()
+    current.append((0, Tx(store0)))
+    zero = copies.current()
+    assert zero is not None
+    zero[b"x"] = [5, []]
+    current.append((1, Tx(store1)))
+    assert copies.current() == {}
+    current.append((0, current[0][1]))
+    assert copies.current() is zero
+
+
+def test_without_a_transaction_nothing_is_kept() -> None:
+    assert _Copies(None).current() is None
