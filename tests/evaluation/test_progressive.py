@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import random
 from pathlib import Path
 
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 from river import datasets, evaluate, linear_model, metrics, preprocessing, tree
 
+from workbench.errors import WorkbenchError
 from workbench.evaluation import records
-from workbench.evaluation.progressive import Example, LeakageError, Progressive
+from workbench.evaluation.progressive import Columns, Example, LeakageError, Progressive
 
 
 def _phishing(n: int = 600) -> list[tuple[dict[str, float], bool]]:
@@ -176,3 +178,79 @@ def test_default_metrics_match_rivers_own() -> None:
     assert native.metrics["a"]["Accuracy"] == pytest.approx(explicit["Accuracy"], rel=1e-12)
     # River's AUC is a thresholded approximation of the exact one
     assert native.metrics["a"]["ROCAUC"] == pytest.approx(explicit["ROCAUC"], abs=0.01)
+
+
+def _columns(examples: list[Example], arms: list[str]) -> Columns:
+    return Columns(keys=[e.key for e in examples], t_ms=[e.t_ms for e in examples],
+                   vectors={a: [dict(e.x[a]) for e in examples] for a in arms}, y=[e.y for e in examples],
+                   label_time_ms=[e.label_time_ms for e in examples],
+                   feature_time_ms=[e.feature_time_ms for e in examples])
+
+
+def _trace(loop: Progressive, source: list[Example] | Columns) -> tuple[object, ...]:
+    snaps, error = [], None
+    try:
+        for s in loop.iterate(source):
+            snaps.append((s.n_predicted, s.n_labelled, s.t_ms, s.metrics, s.rolling, s.drift))
+    except WorkbenchError as e:
+        error = (type(e), str(e))
+    return snaps, error, dict(loop.counts), loop.curve, loop.losses, loop.drift_points, loop.t_bounds
+
+
+def test_columns_run_exactly_as_the_same_examples() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    row = st.tuples(st.integers(0, 3), st.floats(-2, 2), st.sampled_from([True, False, None]),
+                    st.integers(-5, 40), st.integers(-3, 3), st.booleans())
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(row, max_size=60), st.sampled_from([1, 3, 10]), st.sampled_from([None, 20]))
+    def check(rows: list[tuple[int, float, bool | None, int, int, bool]], every: int, wait: int | None) -> None:
+        examples, t = [], 0
+        for i, (dt, z, y, delay, peek, gap) in enumerate(rows):
+            t += dt
+            base = {"z": z} if not gap else {}
+            examples.append(Example(str(i), t, {"a": base, "b": {**base, "w": float(i % 4)}}, y,
+                                    t + delay if delay % 3 else None, t + peek if peek > 2 else None))
+        if len(rows) > 5 and rows[5][0] == 3:  # now and then, one out of time order
+            examples[5].t_ms = -1
+
+        def loop() -> Progressive:
+            return Progressive({"a": linear_model.LogisticRegression(), "b": linear_model.LogisticRegression()},
+                               every=every, rolling_window=4, label_delay_ms=2, max_label_wait_ms=wait)
+
+        assert _trace(loop(), _columns(examples, ["a", "b"])) == _trace(loop(), examples)
+
+    check()
+
+
+def test_batched_scores_equal_scoring_each_label_as_it_comes() -> None:
+    """The default classifier metrics are scored in batches: the curve's rolling values and the
+    drift points are those of feeding the losses one at a time."""
+    from river import drift
+
+    w = 7
+    loop = Progressive({"baseline": linear_model.LogisticRegression(),
+                        "candidate": linear_model.LogisticRegression()}, every=50, rolling_window=w)
+    examples = _paired_examples(signal=True, n=3_000)
+    for ex in examples[1_500:]:  # a regime change, so ADWIN has drift to find
+        ex.y = not ex.y
+    result = loop.run(examples)
+    want_drift = []
+    for arm in loop.arms:
+        losses, truths = loop.losses[arm], loop.truths
+        assert losses == [-math.log(min(max(p if y else 1.0 - p, 1e-15), 1.0 - 1e-15))
+                          for p, y in zip(loop.scores[arm], truths, strict=True)]
+        roll, adwin = 0.0, drift.ADWIN()
+        rolled = []
+        for k, loss in enumerate(losses):
+            roll += loss
+            if k + 1 > w:
+                roll -= losses[k - w]
+            rolled.append(roll / min(k + 1, w))
+            adwin.update(loss)
+            if adwin.drift_detected:
+                want_drift.append((k, loop.arms.index(arm), (arm, k + 1, loop.label_times[k])))
+        assert [row[f"{arm}.LogLoss.rolling"] for row in result.curve] == [rolled[row["n"] - 1] for row in result.curve]
+    assert want_drift and result.drift == [d for _, _, d in sorted(want_drift)]

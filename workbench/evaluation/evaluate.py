@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
-from workbench.evaluation.progressive import Example, Progressive
+from workbench.evaluation.progressive import Columns, Example, Progressive
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,7 +77,9 @@ def _values_as_of(
                                   "value": f.frame[f.value].to_numpy(), "_src": f.frame[f.source_time].to_numpy()})
         else:
             left["key"] = f.entity.key_expr.evaluate_frame(predictions).astype(str).to_numpy()
-            ups = available_updates(backfill(f, events)).drop_duplicates(["key", "available_ms"], keep="last")
+            # "last update wins" among updates with the same (key, available_ms) needs no
+            # drop_duplicates: merge_asof takes the last of tied rows, and the sort below is stable
+            ups = available_updates(backfill(f, events))
             right = ups[["key", "available_ms", "value"]].rename(columns={"available_ms": "_at"})
             right = right.assign(_src=right["_at"], key=right["key"].astype(str))
         right = right.assign(_at=right["_at"].astype("int64")).sort_values("_at", kind="stable")
@@ -94,27 +97,51 @@ def examples_from_history(
     arms: dict[str, Sequence[Feature | FeatureFrame]],
 ) -> Iterator[Example]:
     """Prediction examples in event-time order, with point-in-time features and delayed labels."""
-    import numpy as np
+    yield from history_columns(events, label, arms).examples()
 
+
+def history_columns(
+    events: pd.DataFrame,
+    label: Label,
+    arms: dict[str, Sequence[Feature | FeatureFrame]],
+) -> Columns:
+    """The same examples as :func:`examples_from_history`, as columns (what ``evaluate`` runs on)."""
     events = events.reset_index(drop=True)
     preds = label.compute(events).sort_values("event_time_ms", kind="stable").reset_index(drop=True)
     names = {f.name for fs in arms.values() for f in fs}
     by_name = {f.name: f for fs in arms.values() for f in fs}
     values, newest = _values_as_of(preds, [by_name[n] for n in sorted(names)], events)
-    t = preds["event_time_ms"].to_numpy(dtype="int64").tolist()
-    label_t = preds["label_time_ms"].to_numpy(dtype="int64").tolist()
-    ys = preds["y"].to_numpy().tolist()
-    keys = preds["event_id"].astype(str).tolist() if "event_id" in preds else [str(i) for i in preds.index]
-    newest_ = [int(v) if v > -(2**62) else None for v in newest.tolist()]
     columns = {name: _numeric_column(name, values[name]) for name in names}
-    # one row of floats per arm; NaN (no value yet) is left out of the dict, as River expects
-    rows = {arm: np.column_stack([columns[f.name] for f in fs]).tolist() if fs else [[]] * len(preds)
-            for arm, fs in arms.items()}
-    arm_names = {arm: [f.name for f in fs] for arm, fs in arms.items()}
-    for i in range(len(preds)):
-        x = {arm: {n: v for n, v in zip(arm_names[arm], rows[arm][i], strict=True) if v == v} for arm in arms}
-        y = ys[i]
-        yield Example(keys[i], t[i], x, None if y is None else bool(y), label_t[i], newest_[i], owned=True)
+    return Columns(
+        keys=preds["event_id"].astype(str).tolist() if "event_id" in preds else [str(i) for i in preds.index],
+        t_ms=preds["event_time_ms"].to_numpy(dtype="int64").tolist(),
+        vectors={arm: _vectors([f.name for f in fs], columns, len(preds)) for arm, fs in arms.items()},
+        y=[None if y is None else bool(y) for y in preds["y"].to_numpy().tolist()],
+        label_time_ms=preds["label_time_ms"].to_numpy(dtype="int64").tolist(),
+        feature_time_ms=[int(v) if v > -(2**62) else None for v in newest.tolist()],
+    )
+
+
+def _vectors(names: list[str], columns: dict[str, Any], n: int) -> list[dict[str, float]]:
+    """One fresh dict per row; NaN (no value yet) is left out of the dict, as River expects.
+
+    >>> import numpy as np
+    >>> _vectors(["a", "b"], {"a": np.array([1.0, np.nan]), "b": np.array([2.0, 3.0])}, 2)
+    [{'a': 1.0, 'b': 2.0}, {'b': 3.0}]
+    """
+    import numpy as np
+
+    if not names:
+        return [{} for _ in range(n)]
+    cols = [columns[name].tolist() for name in names]
+    # dict(zip(names, row)) row by row runs in C; the few rows with a gap are rebuilt after
+    rows = list(map(dict, map(zip, repeat(names), zip(*cols, strict=True))))
+    gaps = np.isnan(columns[names[0]])
+    for name in names[1:]:
+        gaps |= np.isnan(columns[name])
+    for i in np.flatnonzero(gaps).tolist():
+        rows[i] = {k: v for k, v in rows[i].items() if v == v}
+    return rows
 
 
 def _numeric_column(name: str, values: Any) -> Any:
@@ -122,6 +149,9 @@ def _numeric_column(name: str, values: Any) -> Any:
     import numpy as np
 
     try:
+        arr = np.asarray(values)
+        if arr.dtype.kind in "biufO":  # object: None becomes NaN, as float("nan") for "no value"
+            return arr.astype("float64")
         return np.asarray([np.nan if v is None else v for v in values], dtype="float64")
     except (TypeError, ValueError):
         bad = next(v for v in values if v is not None and not isinstance(v, int | float | bool))
@@ -197,7 +227,7 @@ def evaluate(
     arms = {"baseline": baseline, "candidate": candidate}
     live = _live_chart() if chart is None or chart else None
     if len(events):
-        for snap in loop.iterate(examples_from_history(events, label, arms)):
+        for snap in loop.iterate(history_columns(events, label, arms)):
             if live is not None:
                 live.update(loop, snap)
     live_stats: dict[str, Any] = {}

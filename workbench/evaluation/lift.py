@@ -60,8 +60,9 @@ def block_bootstrap_means(
     n = len(d)
     n_blocks = -(-n // block)
     csum = np.concatenate([[0.0], np.cumsum(d)])
+    block_sums = csum[block:] - csum[:-block]  # the sum of every block, by its start: one gather below
     starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
-    sums = (csum[starts + block] - csum[starts]).sum(axis=1)
+    sums = block_sums[starts].sum(axis=1)
     return np.asarray(sums / (n_blocks * block))
 
 
