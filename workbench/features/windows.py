@@ -1,9 +1,11 @@
 """Window kinds of a feature, and the exact semantics both paths implement.
 
 Every window groups the records of one entity key by **event time**
-(``event_time_ms`` from the payload). The stream path (quixstreams
-``.current()``) is the specification; the backfill reproduces it record by
-record. Per record, the output is the list of windows that record updated,
+(``event_time_ms`` from the payload). The semantics of quixstreams 3.28's
+``.current()`` windows are the specification: the stream path implements them
+(session windows on quixstreams itself; tumbling, hopping and sliding as one
+keyed state step per record, :mod:`workbench.features.sliding`) and the
+backfill reproduces them record by record. Per record, the output is the list of windows that record updated,
 each with the aggregate over the key's records that had reached that window
 *at or before it in processing order* (offset order). Notation below: ``t`` is
 the record's event time, ``L`` the greatest event time among the key's
