@@ -17,8 +17,12 @@ def serve(
     item_cache_ttl_s: float = typer.Option(1.0, min=0.0, help="Seconds an item's online row is reused."),
     events_topic: str = typer.Option(None, help="Topic POST /events writes to (default WORKBENCH_EVENTS_TOPIC)."),
     feedback_topic: str = typer.Option("feedback", help="Topic impressions and feedback are logged to."),
+    service: str = typer.Option("recommender", help="Name of the routing table and bandit (shared by workers)."),
+    learn_online: bool = typer.Option(True, help="Loaded versions learn from feedback (off: only the loop changes them)."),
+    attribution_s: float = typer.Option(30.0, min=0.1, help="Seconds a click still counts for its list's version."),
+    token_file: str = typer.Option(None, help="Admin token file (default <WORKBENCH_HOME>/serve.token)."),
 ) -> None:
-    """Serve recommendations: POST /events, GET /recommendations, POST /feedback, /health, /metrics."""
+    """Serve recommendations: POST /events, GET /recommendations, POST /feedback, /health, /metrics, /admin/*."""
     import os
 
     import uvicorn
@@ -27,7 +31,11 @@ def serve(
 
     config = ServiceConfig(model=model, env=env, session_set=session_set, item_set=item_set, consume=consume,
                            item_cache_ttl_s=item_cache_ttl_s, events_topic=events_topic,
-                           feedback_topic=feedback_topic)  # fmt: skip
+                           feedback_topic=feedback_topic, service=service, learn_online=learn_online,
+                           attribution_s=attribution_s, token_file=token_file)  # fmt: skip
+    from workbench.serving.auth import admin_token, token_path
+
+    admin_token(token_file)  # made here, once, so workers never race to create it
     if workers == 1:  # load the model here so a bad version fails with one line before binding the port
         from workbench.recommender.artifacts import load
 
@@ -37,7 +45,8 @@ def serve(
     # next to other workers on the same cores (read when numpy loads in each worker process)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    typer.echo(f"serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}, model {model})")
+    typer.echo(f"serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}, model {model}); "
+               f"admin token in {token_path(token_file)}")
     uvicorn.run("workbench.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", loop="uvloop", http="httptools", access_log=False)  # fmt: skip
 

@@ -236,6 +236,24 @@ class ThompsonRouter:
         if self.store is not None and time.monotonic() - self._last_flush >= self.flush_every_s:
             self.flush(wait=False)
 
+    def reset(self, arms: Iterable[str] | None = None) -> None:
+        """Start ``arms`` (default: every live arm) again from the prior, here and in the store.
+
+        For a fair race when a new arm joins: an incumbent's long posterior says how it did
+        before, and a lucky start of the newcomer would otherwise crown it within seconds.
+        """
+        with self._lock:
+            chosen = [k for k, v in self._arms.items() if v.active] if arms is None else list(arms)
+            for arm in chosen:
+                state = self._arms.get(arm)
+                if state is None:
+                    raise UnknownArmError(f"router {self.name!r} has no arm {arm!r}")
+                state.alpha, state.beta = self.prior
+                state.pending_alpha = state.pending_beta = 0.0
+        if self.store is not None:
+            for arm in chosen:
+                self.store.set_posterior(self.name, arm, *self.prior)
+
     def probability_best(self, draws: int = 20_000) -> dict[str, float]:
         """P(each live arm is the best), by Monte Carlo over ``draws`` posterior samples."""
         import numpy as np
@@ -346,6 +364,12 @@ class PosteriorStore:
                 now = time.time()
                 conn.execute(t.insert().values(router=router, arm=arm, alpha=alpha, beta=beta, active=active,
                                                created_at=now, updated_at=now))
+
+    def set_posterior(self, router: str, arm: str, alpha: float, beta: float) -> None:
+        t = _table()
+        with self._engine().begin() as conn:
+            conn.execute(t.update().where((t.c.router == router) & (t.c.arm == arm))
+                         .values(alpha=alpha, beta=beta, updated_at=time.time()))  # fmt: skip
 
     def set_active(self, router: str, arm: str, active: bool) -> None:
         t = _table()

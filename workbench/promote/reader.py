@@ -249,6 +249,12 @@ class OnlineReader:
             self._check()
         return self.backend.get_many(entities) if entities else []
 
+    def get_many_values(self, entities: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+        """``get_many`` without a dict per entity: the feature names, and each entity's values in that order."""
+        if self.refresh_s is not None and time.monotonic() >= self._next_check:
+            self._check()
+        return self.backend.get_many_values(entities)
+
     # -- registry -----------------------------------------------------------------------
     @property
     def version(self) -> str | None:
@@ -429,6 +435,13 @@ class _RedisBackend:
         return [_row(reads.join_keys, e, reads.names, [d(r) for d, r in zip(decs, raw, strict=True)])
                 for e, raw in zip(entities, self._fetch(reads, entities), strict=True)]
 
+    def get_many_values(self, entities: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+        reads = self.reads
+        decs = reads.decoders
+        if not entities:
+            return reads.names, []
+        return reads.names, [[d(r) for d, r in zip(decs, raw, strict=True)] for raw in self._fetch(reads, entities)]
+
     def close(self) -> None:
         if self.raw is not None:
             self.raw.close()
@@ -518,6 +531,10 @@ class _SqliteBackend:
                         for row in where[key]:
                             values[row][s] = value
         return [_row(r.join_keys, e, r.names, v) for e, v in zip(entities, values, strict=True)]
+
+    def get_many_values(self, entities: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+        names = self.reads.names
+        return names, [[row[n] for n in names] for row in self.get_many(entities)] if entities else []
 
     def close(self) -> None:
         self.conn.close()

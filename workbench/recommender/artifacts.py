@@ -57,8 +57,10 @@ def save(rec: Recommender, *, metrics: dict[str, Any] | None = None, parent: Any
     from workbench import models
 
     emb = _embedding_version(rec, embedding_name, uri)
-    artifact = {"params": rec.params(), "ranker": rec.ranker, "popular": rec.popular}
+    artifact = {"params": rec.params(), "ranker": rec.ranker, "popular": rec.popular, "extra_sets": rec.extra_sets,
+                "extra_hashes": rec.extra_hashes}  # fmt: skip
     hashes = [f.hash for f in rec.item_feature_set().features] + [f.hash for f in rec.session_feature_set().features]
+    hashes += rec.extra_hashes
     version = models.register(ranking_name, artifact, kind="ranking", parent=parent, depends_on=emb,
                               data_range=rec.data_range, feature_hashes=hashes,
                               metrics={"examples": rec.ranker.examples, **(metrics or {})}, uri=uri)  # fmt: skip
@@ -80,5 +82,6 @@ def load(version: Any = "latest", *, uri: str | None = None, ranking_name: str =
     rec.embeddings = models.load(emb_name, emb_version, uri=uri)
     rec._build_index()
     rec.ranker, rec.popular, rec.data_range = artifact["ranker"], artifact["popular"], mv.data_range
+    rec.extra_sets, rec.extra_hashes = artifact.get("extra_sets", {}), artifact.get("extra_hashes", [])
     rec.version, rec.embedding_version = mv.ref, f"{emb_name}/{emb_version}"
     return rec

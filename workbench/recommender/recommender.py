@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from workbench.features.definition import FeatureSet
+    from workbench.learning.exploration import LinearThompson
 
 STEP_MS = 60_000  # the spacing assumed between items when a session comes without times
 LAST_N = 10  # recent distinct items the session feature keeps (session_features' last_n)
@@ -57,6 +58,8 @@ class Recommendations:
     propensities: list[float] = field(default_factory=list)
     degraded: bool = False
     reason: str | None = None
+    explored: list[bool] = field(default_factory=list)  # which positions an exploration slot filled
+    shown: Any = None  # the shown items' indices among the candidates (what a shadow model is scored on)
 
     def feature_dicts(self) -> list[dict[str, float]]:
         if self.features is None:
@@ -89,6 +92,30 @@ def session_of(items: Sequence[str], times_ms: Sequence[int] | None = None, now_
     return Session(ordered, last, now)
 
 
+@dataclass
+class Candidates:
+    """One request's retrieval: candidate rows (embedding index), their feature matrix and item features."""
+
+    rows: np.ndarray
+    X: np.ndarray
+    item_matrix: np.ndarray
+
+
+def exploration_context(ranker: Ranker, X: np.ndarray) -> np.ndarray:
+    """A bias and the ranking features standardized by the ranker's scaler, clipped: an exploration bandit's input.
+
+    >>> import numpy as np
+    >>> exploration_context(Ranker(), np.zeros((2, len(FEATURES)))).shape == (2, len(FEATURES) + 1)
+    True
+    """
+    import numpy as np
+
+    n = len(FEATURES)  # the base features only: a version with extra columns explores in the same space
+    means, inv_std, _, _ = ranker._compiled()
+    Z = np.clip((X[:, :n] - means[:n]) * inv_std[:n], -5.0, 5.0)
+    return np.asarray(np.c_[np.ones(len(Z)), Z])
+
+
 class Recommender:
     """Item embeddings + kNN retrieval + a River ranker; see the module docstring."""
 
@@ -105,6 +132,10 @@ class Recommender:
         self.embedding_version = "unsaved"
         self.item_source: ItemFeatureSource | None = None
         self.popular: list[str] = []
+        # promoted item-keyed sets whose features are extra ranking columns (``workbench promote --to-model``)
+        self.extra_sets: dict[str, list[str]] = {}
+        self.extra_hashes: list[str] = []
+        self.extra_sources: dict[str, ItemFeatureSource] = {}  # data: online store served, backfill offline
 
     # -- training -----------------------------------------------------------------------------
     def item_feature_set(self, source: str = "events") -> FeatureSet:
@@ -197,6 +228,10 @@ class Recommender:
 
     # -- serving --------------------------------------------------------------------------------
     def _request(self, session: Session) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        c = self.candidates(session)
+        return None if c is None else (c.rows, c.X, c.item_matrix)
+
+    def candidates(self, session: Session) -> Candidates | None:
         """Candidate rows and their feature matrix, or None when no item of the session is known."""
         import numpy as np
 
@@ -213,7 +248,22 @@ class Recommender:
                                  "(offline: PointInTimeItemFeatures; served: the online store)")
         item_matrix = self.item_source.lookup([str(c) for c in cand_ids], session.now_ms)
         X = candidate_features(session, session_rows, query, cand_rows, self.embeddings.vectors, item_matrix)
-        return cand_rows, X, item_matrix
+        if self.extra_sets:
+            X = np.hstack([X, self._extra_columns([str(c) for c in cand_ids], session.now_ms)])
+        return Candidates(cand_rows, X, item_matrix)
+
+    def _extra_columns(self, items: list[str], now_ms: int) -> np.ndarray:
+        import numpy as np
+
+        blocks = []
+        for name, columns in self.extra_sets.items():
+            source = self.extra_sources.get(name)
+            if source is None:
+                raise WorkbenchError(f"{self.version} ranks on feature set {name!r}: give it extra_sources[{name!r}] "
+                                     "(served: the online store; offline: PointInTimeItemFeatures)")  # fmt: skip
+            values = np.asarray(source.lookup(items, now_ms), dtype="float64").reshape(len(items), len(columns))
+            blocks.append(np.nan_to_num(values, nan=0.0))
+        return np.hstack(blocks)
 
     def recommend(self, session_items: Sequence[str], k: int = 20, session_times: Sequence[int] | None = None,
                   now_ms: int | None = None, last_event_ms: int | None = None) -> Recommendations:  # fmt: skip
@@ -222,19 +272,33 @@ class Recommender:
 
     def rank(self, session: Session, k: int = 20) -> Recommendations:
         """``recommend`` for a session as read from the online store."""
+        cands = self.candidates(session)
+        if cands is None:
+            return self.fallback(k, reason="unknown_session", exclude=session.items)
+        return self.rank_candidates(cands, k)
+
+    def rank_candidates(self, cands: Candidates, k: int, *, explorer: LinearThompson | None = None,
+                        n_explore: int = 0) -> Recommendations:  # fmt: skip
+        """The top ``k`` of retrieved candidates; with ``explorer``, ``n_explore`` slots are the bandit's."""
         import numpy as np
 
-        req = self._request(session)
-        if req is None:
-            return self.fallback(k, reason="unknown_session", exclude=session.items)
-        rows, X, item_matrix = req
-        scores = self.ranker.score(X)
-        top = np.argsort(-scores, kind="stable")[:k]
-        ids = self.embeddings.ids
+        scores = self.ranker.score(cands.X)
+        k = min(k, len(scores))
+        if explorer is not None and 0 < n_explore < k:
+            from workbench.learning.exploration import fill_list
+
+            slate = fill_list(scores, exploration_context(self.ranker, cands.X), k=k, n_explore=n_explore,
+                              bandit=explorer)  # fmt: skip
+            top, props, explored = slate.items, slate.propensities.tolist(), slate.explored.tolist()
+        else:
+            # greedy top-k: every shown item was certain to be shown
+            top, props, explored = np.argsort(-scores, kind="stable")[:k], [1.0] * k, [False] * k
+        ids, rows = self.embeddings.ids, cands.rows
         return Recommendations(
             items=[str(ids[r]) for r in rows[top]], scores=[float(s) for s in scores[top]],
-            model_version=self.version, candidates=[str(i) for i in ids[rows]], features=X[top],
-            item_values=item_matrix[top], propensities=[1.0] * len(top),  # greedy top-k: every shown item was certain to be shown
+            model_version=self.version, candidates=[str(i) for i in ids[rows]], features=cands.X[top],
+            item_values=cands.item_matrix[top], propensities=[float(p) for p in props], explored=explored,
+            shown=top,
         )  # fmt: skip
 
     def fallback(self, k: int, reason: str, exclude: Sequence[str] = (), degraded: bool = False,
@@ -244,24 +308,63 @@ class Recommender:
         n = max(len(items), 1)
         return Recommendations(items=items, scores=[1.0 - j / n for j in range(len(items))],
                                model_version=f"{self.version}:popular", candidates=list(items),
-                               propensities=[1.0] * len(items), degraded=degraded, reason=reason)  # fmt: skip
+                               propensities=[1.0] * len(items), degraded=degraded, reason=reason,
+                               explored=[False] * len(items))  # fmt: skip
 
-    def learn(self, features: Any, clicked: Sequence[bool]) -> None:
+    def learn(self, features: Any, clicked: Any) -> None:
         """Online update from feedback: the shown items' logged feature vectors and which were clicked."""
         import numpy as np
 
         X = np.asarray(features, dtype="float64")
-        if X.ndim != 2 or X.shape[1] != len(FEATURES) or len(X) != len(clicked):
-            raise ValueError(f"learn needs a (n, {len(FEATURES)}) feature matrix and n labels")
+        width = len(self.ranker.features)
+        if X.ndim != 2 or X.shape[1] != width or len(X) != len(clicked):
+            raise ValueError(f"learn needs a (n, {width}) feature matrix and n labels")
         self.ranker.learn_many(X, np.asarray(clicked, dtype=int))
+
+    def learn_pairs(self, features: Any, clicked: Any) -> int:
+        """A ranking update from one shown list: each clicked item against each shown item not clicked.
+
+        The logistic regression learns on standardized differences ``z(clicked) - z(skipped)`` (and their
+        negatives), so only the ranking direction moves: the intercept and the scaler stay as they are.
+        Learning pointwise on a champion's own lists instead drags every weight the champion relies on
+        down (all shown items look alike to it, most are not clicked). Returns the pairs learned.
+        """
+        import numpy as np
+        import pandas as pd
+
+        X = np.asarray(features, dtype="float64")
+        y = np.asarray(clicked, dtype=bool)
+        if not y.any() or y.all():
+            return 0
+        r = self.ranker
+        scaler, lr = r.model.steps.values()
+        if not scaler.counts:  # a fresh ranker: standardize on what it is given first
+            scaler.learn_many(pd.DataFrame(X, columns=list(r.features)))
+            r._arrays = None
+        means, inv_std, _, _ = r._compiled()
+        Z = (X - means) * inv_std
+        D = (Z[y][:, None, :] - Z[~y][None, :, :]).reshape(-1, Z.shape[1])
+        D = np.vstack([D, -D])
+        target = np.r_[np.ones(len(D) // 2, dtype=bool), np.zeros(len(D) // 2, dtype=bool)]
+        with r._lock:
+            intercept = lr.intercept  # symmetric pairs would only nudge it; ordering does not use it
+            lr.learn_many(pd.DataFrame(D, columns=list(r.features)), pd.Series(target))
+            lr.intercept = intercept
+            r.examples += int(y.sum())
+            r._arrays = None
+        return len(D) // 2
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("index", None)  # rebuilt from the embeddings
         state["item_source"] = None  # data, not model: offline history or the online store
+        state["extra_sources"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("extra_sets", {})
+        state.setdefault("extra_hashes", [])
+        state.setdefault("extra_sources", {})
         self.__dict__.update(state)
         self._build_index()
 

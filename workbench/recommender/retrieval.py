@@ -28,10 +28,21 @@ class Index(Protocol):
     def search(self, query: np.ndarray, k: int, exclude: Any = ...) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+def _as_str_objects(ids: np.ndarray) -> np.ndarray:
+    """The ids as an array of Python ``str``: what ``search`` returns, so callers' ``str()`` and dict lookups are
+    free (elements of a numpy string array are converted anew at every access)."""
+    import numpy as np
+
+    out = np.empty(len(ids), dtype=object)
+    out[:] = [str(i) for i in ids]
+    return out
+
+
 class ExactIndex:
     def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self.ids = ids
         self.vectors = vectors
+        self._ids = _as_str_objects(ids)
         self._pos = {str(item): i for i, item in enumerate(ids)}
 
     def search(self, query: np.ndarray, k: int, exclude: Any = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -45,10 +56,10 @@ class ExactIndex:
             scores[drop] = -np.inf
         k = min(k, len(scores) - len(drop))
         if k <= 0:
-            return self.ids[:0], scores[:0]
+            return self._ids[:0], scores[:0]
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return self.ids[top], scores[top]
+        return self._ids[top], scores[top]
 
     def search_many(self, queries: np.ndarray, k: int) -> np.ndarray:
         """Top-k positions for a batch of queries (for recall measurements)."""
@@ -72,6 +83,7 @@ class AnnIndex:
         self._index = UIndex(ndim=vectors.shape[1], metric="ip", dtype="f32", connectivity=connectivity,
                              expansion_search=expansion_search)
         self._index.add(np.arange(len(ids), dtype="uint64"), vectors.astype("float32"), threads=threads)
+        self._ids = _as_str_objects(ids)
         self._pos = {str(item): i for i, item in enumerate(ids)}
 
     def search(self, query: np.ndarray, k: int, exclude: Any = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -81,9 +93,11 @@ class AnnIndex:
         res = self._index.search(query.astype("float32"), k + len(drop))
         keys = np.asarray(res.keys, dtype="int64")
         scores = 1.0 - np.asarray(res.distances, dtype="float32")  # usearch's "ip" distance is 1 - dot
-        keep = np.array([key not in drop for key in keys], dtype=bool)
-        keys, scores = keys[keep][:k], scores[keep][:k]
-        return self.ids[keys], scores
+        if drop:
+            keep = ~np.isin(keys, np.fromiter(drop, dtype="int64", count=len(drop)))
+            keys, scores = keys[keep], scores[keep]
+        keys, scores = keys[:k], scores[:k]
+        return self._ids[keys], scores
 
     def search_many(self, queries: np.ndarray, k: int) -> np.ndarray:
         import numpy as np

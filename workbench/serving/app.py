@@ -6,7 +6,15 @@
 ``POST /feedback``         a click or purchase on a shown item, linked to its request id
 ``GET /health``            model versions, whether the feature store and Kafka answer
 ``GET /metrics``           Prometheus text format
+``GET /admin/routing``     the routing table, the arms' posteriors and P(best) (token)
+``POST /admin/routing``    move a ranking version to shadow, canary, arm, champion or retired (token)
+``POST /admin/explore``    how many exploration slots each list has (token)
 =========================  =================================================================
+
+The admin endpoints need ``Authorization: Bearer <token>`` (see
+:mod:`workbench.serving.auth`); anything else is a 401. A routing change is
+written to the records database and hot-swapped by every worker: the new
+version is loaded before the switch, so no request fails during it.
 
 Every list served is logged to the ``feedback`` topic with the shown items'
 feature vectors, the candidate ids and each shown item's propensity. Bad
@@ -23,17 +31,20 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Query, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 
 from workbench.serving.schemas import (
     EventAccepted,
     EventIn,
+    ExploreIn,
     FeedbackAccepted,
     FeedbackIn,
     Health,
     Problem,
     Recommendation,
+    Routing,
+    StageIn,
 )
 
 if TYPE_CHECKING:
@@ -180,12 +191,57 @@ def create_app(state: ServiceState, freeze_gc: bool = False) -> FastAPI:
         kafka_ok = state.kafka_ok and len(state.producer) < 100_000
         return Health(status="ok" if store_ok and kafka_ok else "degraded", model_version=state.rec.version,
                       embedding_version=state.rec.embedding_version, feature_store="ok" if store_ok else "unreachable",
-                      kafka="ok" if kafka_ok else "unreachable", pid=_pid())  # fmt: skip
+                      kafka="ok" if kafka_ok else "unreachable", pid=_pid(),
+                      routing_generation=state.pool.current[0].generation)  # fmt: skip
 
     @app.get("/metrics", response_class=Response)
     async def metrics() -> Response:
         """Prometheus text format (this worker's registry)."""
         return Response(m.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    from workbench.serving.auth import admin_token, authorized
+
+    token = admin_token(state.config.token_file)
+
+    def admin(authorization: str | None = Header(default=None)) -> None:
+        if not authorized(authorization, token):
+            raise HTTPException(401, "this endpoint needs the admin token: Authorization: Bearer <token>",
+                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+    unauthorized: dict[int | str, dict[str, Any]] = {401: {"model": Problem}}
+
+    @app.get("/admin/routing", response_model=Routing, responses=unauthorized, dependencies=[Depends(admin)])
+    def routing() -> Routing:
+        """The routing table this worker serves, with each arm's click posterior and P(best)."""
+        return _routing(state)
+
+    @app.post("/admin/routing", response_model=Routing, dependencies=[Depends(admin)],
+              responses={**unauthorized, 404: {"model": Problem}, 409: {"model": Problem}})  # fmt: skip
+    def stage(change: StageIn) -> Routing:
+        """Move a version into a role; this worker switches before answering, the others within a poll."""
+        from workbench.models import UnknownModelError, get, parse_ref
+        from workbench.serving.routing import RoutingError
+
+        try:
+            get(*parse_ref(change.ref))
+            state.pool.store.change(state.config.service, change.ref, change.stage, reason=change.reason,
+                                    share=change.share)  # fmt: skip
+        except UnknownModelError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except RoutingError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        state.pool.sync()
+        if change.stage == "arm":  # a new race: every arm starts from the prior (see ThompsonRouter.reset)
+            state.pool.router.reset()
+        return _routing(state)
+
+    @app.post("/admin/explore", response_model=Routing, responses=unauthorized, dependencies=[Depends(admin)])
+    def explore(body: ExploreIn) -> Routing:
+        """Exploration slots per list (0: pure exploitation) and the share of lists shown shuffled."""
+        state.pool.store.change(state.config.service, "-", "explore", reason=body.reason, explore_slots=body.slots,
+                                shuffle_share=body.shuffle_share)  # fmt: skip
+        state.pool.sync()
+        return _routing(state)
 
     @app.get("/noop", include_in_schema=False)
     async def noop() -> JSONResponse:
@@ -193,6 +249,17 @@ def create_app(state: ServiceState, freeze_gc: bool = False) -> FastAPI:
         return JSONResponse({"ok": True})
 
     return app
+
+
+def _routing(state: ServiceState) -> Routing:
+    table = state.pool.current[0]
+    router = state.pool.router
+    posteriors = {arm: list(router.posterior(arm)) for arm in table.arms}
+    return Routing(generation=table.generation, champion=table.champion, arms=list(table.arms), canary=table.canary,
+                   canary_share=table.canary_share, shadows=list(table.shadows), explore_slots=table.explore_slots,
+                   shuffle_share=table.shuffle_share,
+                   posteriors=posteriors, probability_best=router.probability_best() if len(table.arms) > 1 else
+                   {arm: 1.0 for arm in table.arms})  # fmt: skip
 
 
 def _pid() -> int:

@@ -7,18 +7,53 @@ group offsets, no commits), so every worker sees every record:
   with a ``request_id`` is feedback on that recommendation;
 * feedback: an ``impression`` record is kept (its shown items and feature
   rows) until feedback for its ``request_id`` arrives, which trains the ranker.
+
+Impressions are most of what every worker consumes (one ~8 KB record per
+list served, by any worker), and few ever get a click. So the service tags
+each one with a header naming its request (empty when the list has no
+feature rows to learn from): a worker keeps the record's bytes under that
+id without parsing it, and decodes it only when feedback for it arrives.
+
+>>> kept = KeptImpression(b'{"request_id": "r1", "items": ["a", "b"], "features": [[1.0], [0.0]]}')
+>>> items, rows = kept
+>>> items, rows
+(['a', 'b'], [[1.0], [0.0]])
+>>> impression_headers("r1", learnable=True), impression_headers("r2", learnable=False)
+([('wb-impression', b'r1')], [('wb-impression', b'')])
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from workbench.serving.state import ServiceState
 
 log = logging.getLogger(__name__)
+IMPRESSION_HEADER = "wb-impression"  # value: the request id; empty: nothing to learn from (a fallback list)
+
+
+def impression_headers(request_id: str, learnable: bool) -> list[tuple[str, bytes]]:
+    """The Kafka headers of an impression record: what a consuming worker needs to keep or skip it unparsed."""
+    return [(IMPRESSION_HEADER, request_id.encode() if learnable else b"")]
+
+
+class KeptImpression:
+    """An impression as its encoded record; unpacks as ``(items, feature_rows)``, parsed on each use."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def __iter__(self) -> Iterator[Any]:
+        import orjson
+
+        record = orjson.loads(self.raw)
+        return iter((record["items"], record["features"]))
 
 
 def consume_loop(state: ServiceState, stop: threading.Event) -> None:
@@ -44,10 +79,25 @@ def consume_loop(state: ServiceState, stop: threading.Event) -> None:
                 stop.wait(2.0)
         c.assign(assigned)
         state.consumer_ready.set()
+        counters: dict[str, Any] = {}
+
+        def count(kind: str) -> None:
+            counter = counters.get(kind)
+            if counter is None:
+                counter = counters[kind] = state.metrics.consumed.labels(kind=kind)
+            counter.inc()
+
         while not stop.is_set():
             for msg in c.consume(500, timeout=0.2):
                 if msg.error() is not None:
                     continue
+                if msg.topic() == feedback:
+                    headers = msg.headers()
+                    if headers and headers[0][0] == IMPRESSION_HEADER:
+                        count("feedback:impression")
+                        if headers[0][1]:
+                            state.on_impression(headers[0][1].decode(), msg.value())
+                        continue
                 try:
                     record = orjson.loads(msg.value())
                 except orjson.JSONDecodeError:
@@ -56,14 +106,15 @@ def consume_loop(state: ServiceState, stop: threading.Event) -> None:
                     continue
                 if msg.topic() == feedback:
                     kind = record.get("type")
-                    state.metrics.consumed.labels(kind=f"feedback:{kind}").inc()
-                    if kind == "impression":
-                        state.on_impression(record)
+                    count(f"feedback:{kind}")
+                    if kind == "impression":  # from a producer that does not tag impressions
+                        if record.get("features") and record.get("request_id"):
+                            state.on_impression(str(record["request_id"]), msg.value())
                     elif kind in ("click", "purchase") and record.get("request_id"):
                         state.on_feedback(str(record["request_id"]), str(record.get("item_id")))
                 else:
                     kind = record.get("event_type")
-                    state.metrics.consumed.labels(kind="events").inc()
+                    count("events")
                     item = record.get("item_id")
                     if kind == "view" and item is not None:
                         t = record.get("event_time_ms")

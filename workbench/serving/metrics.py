@@ -45,6 +45,8 @@ class Metrics:
                                registry=self.registry)  # fmt: skip
         self.learned = Counter("wb_ranker_examples_learned", "ranker updates from feedback", registry=self.registry)
         self.consumed = Counter("wb_consumed", "records consumed, by topic kind", ["kind"], registry=self.registry)
+        self.routed = Counter("wb_routed", "ranked lists by the serving version's role", ["role"],
+                              registry=self.registry)  # fmt: skip
         self.info = Gauge("wb_worker", "this worker (value 1)", list(pid), registry=self.registry)
         self.info.labels(**pid).set(1)
 

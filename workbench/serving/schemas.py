@@ -75,6 +75,43 @@ class Health(BaseModel):
     feature_store: Literal["ok", "unreachable"]
     kafka: Literal["ok", "unreachable"]
     pid: int
+    routing_generation: int = 0
+
+
+class StageIn(BaseModel):
+    """Move a ranking version into a role (admin; needs the token)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ref: str = Field(min_length=3, max_length=200, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*/[0-9]+$",
+                     description="a ranking version, e.g. session_ranker/3")  # fmt: skip
+    stage: Literal["shadow", "canary", "arm", "champion", "retired"]
+    share: float | None = Field(default=None, gt=0, lt=1, description="the canary's share of traffic")
+    reason: str = Field(default="", max_length=2000)
+
+
+class ExploreIn(BaseModel):
+    """How many slots of each list the exploration bandit fills (admin; needs the token)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slots: int | None = Field(default=None, ge=0, le=20, description="exploration slots per list")
+    shuffle_share: float | None = Field(default=None, ge=0, lt=1, description="share of lists shown in random "
+                                        "order, for unbiased shadow comparisons")  # fmt: skip
+    reason: str = Field(default="", max_length=2000)
+
+
+class Routing(BaseModel):
+    generation: int
+    champion: str | None
+    arms: list[str]
+    canary: str | None
+    canary_share: float
+    shadows: list[str]
+    explore_slots: int
+    shuffle_share: float
+    posteriors: dict[str, list[float]] = Field(description="each arm's Beta(alpha, beta) on its click rate")
+    probability_best: dict[str, float]
 
 
 class Problem(BaseModel):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import operator
 import os
 import threading
 import time
@@ -50,6 +51,11 @@ class ServiceConfig:
     max_k: int = 100
     retry_s: float = 1.0  # how often an unreachable store is tried again
     refresh_s: float = 5.0  # how often the readers re-check the registry (promotion, rollback)
+    service: str = "recommender"  # the routing table's and the bandit's name (shared by the workers)
+    attribution_s: float = 30.0  # a click this long after the list still counts for its model and slots
+    routing_poll_s: float = 0.5  # how often a worker checks for a new routing generation
+    learn_online: bool = True  # every loaded version learns from feedback (off: versions change only by the loop)
+    token_file: str | None = None  # the admin token (default: <home>/serve.token, created on first use)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -83,6 +89,7 @@ class LazyReader:
         self._next_try = 0.0
         self._lock = threading.Lock()
         self.error: str | None = None
+        self.closed = False
 
     def _open(self) -> Any:
         reader = self._reader
@@ -110,6 +117,9 @@ class LazyReader:
     def get_many(self, entities: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         return self._guard(lambda r: r.get_many(entities))  # type: ignore[no-any-return]
 
+    def get_many_values(self, entities: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+        return self._guard(lambda r: r.get_many_values(entities))  # type: ignore[no-any-return]
+
     def _guard(self, call: Any) -> Any:
         reader = self._open()
         try:
@@ -128,41 +138,101 @@ class LazyReader:
             self._reader.refresh()
 
     def close(self) -> None:
+        self.closed = True
         if self._reader is not None:
             self._reader.close()
 
 
+_MIN_REFRESH_TTL_S = 0.2  # below this, requests read their rows themselves (no background loop)
+
+
 class OnlineItemFeatures:
-    """The item feature matrix (``ITEM_COLUMNS`` order) from the online store, rows reused for ``ttl_s`` seconds.
+    """The item feature matrix (``ITEM_COLUMNS`` order) from the online store, no row older than ``ttl_s`` seconds.
 
     Rows live in one numpy matrix, so a request of 200 candidates is a
-    gather plus one pipelined read of the rows that are missing or too old.
+    gather. Rows that requests keep using are re-read in the background
+    every ``0.75 * ttl_s`` (one pipelined read of them all), so a request reads
+    the store itself only for rows it has not used lately (one pipelined
+    read of those); ``ttl_s=0`` reads every row at every request. The
+    refresh loop ends when the reader is closed.
     """
 
-    def __init__(self, reader: LazyReader, ttl_s: float, capacity: int = 1 << 16) -> None:
+    def __init__(self, reader: LazyReader, ttl_s: float, capacity: int = 1 << 16,
+                 columns: Sequence[str] = ITEM_COLUMNS) -> None:  # fmt: skip
         import numpy as np
 
         self.reader, self.ttl_s, self.capacity = reader, ttl_s, capacity
+        self.columns = tuple(columns)  # ITEM_COLUMNS; an extra ranking set's features otherwise
+        self.idle_s = max(10.0 * ttl_s, 5.0)  # rows unused this long are no longer refreshed in the background
         self._pos: dict[str, int] = {}
-        self._matrix = np.full((1024, len(ITEM_COLUMNS)), np.nan)
+        self._items: list[str] = []
+        self._matrix = np.full((1024, len(self.columns)), np.nan)
         self._fetched = np.full(1024, -np.inf)
+        self._used = np.full(1024, -np.inf)
+        self._generation = 0  # bumped when slots are reassigned: a read begun before then is dropped
         self._lock = threading.Lock()
+        self._refresher: threading.Thread | None = None
 
     def lookup(self, items: Sequence[str], now_ms: int) -> np.ndarray:
         import numpy as np
 
         now = time.monotonic()
         with self._lock:
-            pos = np.fromiter((self._slot(i) for i in items), dtype="int64", count=len(items))
-            stale = np.flatnonzero(now - self._fetched[pos] >= self.ttl_s)
+            get = self._pos.get
+            slots = [get(i) for i in items]
+            if None in slots:
+                slots = [self._slot(i) if s is None else s for i, s in zip(items, slots, strict=True)]
+            pos = np.array(slots, dtype="int64")
+            self._used[pos] = now
+            stale = np.unique(pos[now - self._fetched[pos] >= self.ttl_s])
+            stale_items = [self._items[s] for s in stale.tolist()]
+            generation = self._generation
         if len(stale):
-            rows = self.reader.get_many([{"item_id": items[int(j)]} for j in stale])
-            values = np.array([[math.nan if r.get(c) is None else float(r[c]) for c in ITEM_COLUMNS] for r in rows],
-                              dtype="float64").reshape(len(stale), len(ITEM_COLUMNS))  # fmt: skip
-            with self._lock:
-                self._matrix[pos[stale]] = values
-                self._fetched[pos[stale]] = now
+            self._read(stale, stale_items, now, generation)
+        if self._refresher is None and self.ttl_s >= _MIN_REFRESH_TTL_S:
+            self._start_refresher()
         return np.asarray(self._matrix[pos])
+
+    def _read(self, slots: Any, items: Sequence[str], now: float, generation: int) -> None:
+        import numpy as np
+
+        names, rows = self.reader.get_many_values([{"item_id": i} for i in items])
+        # the set's features in column order, a column the set lacks as None (NaN below)
+        at = {n: j for j, n in enumerate(names)}
+        cols = [at.get(c, len(names)) for c in self.columns]
+        pick = operator.itemgetter(*cols)
+        values = np.array([pick([*row, None]) for row in rows], dtype="float64").reshape(len(items), len(self.columns))
+        with self._lock:
+            if generation == self._generation:
+                self._matrix[slots] = values
+                self._fetched[slots] = now
+
+    def _start_refresher(self) -> None:
+        with self._lock:
+            if self._refresher is None:
+                self._refresher = threading.Thread(target=self._refresh_loop, daemon=True, name="wb-item-rows")
+                self._refresher.start()
+
+    def _refresh_loop(self) -> None:
+        import numpy as np
+
+        # each pass reads every row at least `period` old (so every row in use, as passes are `period` apart):
+        # rows stay younger than ttl_s unless a pass lags by a quarter of it, and then a request reads them itself
+        period = 0.75 * self.ttl_s
+        while not self.reader.closed:
+            started = time.monotonic()
+            with self._lock:
+                n = len(self._items)
+                due = np.flatnonzero((started - self._used[:n] < self.idle_s)
+                                     & (started - self._fetched[:n] >= period))  # fmt: skip
+                items = [self._items[int(s)] for s in due]
+                generation = self._generation
+            if len(due):
+                try:
+                    self._read(due, items, started, generation)
+                except Exception as exc:  # the store is away: rows age out and requests read (and fail) themselves
+                    log.debug("item rows not refreshed: %s", exc)
+            time.sleep(max(period - (time.monotonic() - started), 0.01))
 
     def _slot(self, item: str) -> int:
         import numpy as np
@@ -171,12 +241,17 @@ class OnlineItemFeatures:
         if slot is None:
             if len(self._pos) >= self.capacity:  # a catalog far larger than the cache: start over
                 self._pos.clear()
+                self._items.clear()
                 self._fetched[:] = -np.inf
+                self._used[:] = -np.inf
+                self._generation += 1
             slot = self._pos[item] = len(self._pos)
+            self._items.append(item)
             if slot >= len(self._fetched):
                 grow = len(self._fetched)
-                self._matrix = np.vstack([self._matrix, np.full((grow, len(ITEM_COLUMNS)), np.nan)])
+                self._matrix = np.vstack([self._matrix, np.full((grow, len(self.columns)), np.nan)])
                 self._fetched = np.concatenate([self._fetched, np.full(grow, -np.inf)])
+                self._used = np.concatenate([self._used, np.full(grow, -np.inf)])
         return slot
 
 
@@ -285,14 +360,20 @@ class ServiceState:
             from workbench.recommender.artifacts import load
 
             recommender = load(config.model, uri=config.model_uri)
-        self.rec = recommender
         self.sessions = LazyReader(config.session_set, config.env, config.retry_s)
         self.item_reader = LazyReader(config.item_set, config.env, config.retry_s)
-        self.rec.item_source = OnlineItemFeatures(self.item_reader, config.item_cache_ttl_s)
+        recommender.item_source = OnlineItemFeatures(self.item_reader, config.item_cache_ttl_s)
+        from workbench.serving.pool import ModelPool
+
+        self._extra: dict[str, OnlineItemFeatures] = {}
+        self._attach(recommender)
+        self.pool = ModelPool(config.service, recommender, attribution_s=config.attribution_s, attach=self._attach)
         self.trending = Trending(self.rec.popular)
         self.metrics = Metrics()
         self.recent_sessions = Bounded(10_000)  # fallback only, see the module docstring
-        self.impressions = Bounded(50_000)  # request id -> (shown items, their feature rows), to learn from feedback
+        # request id -> (shown items, their feature rows), to learn from feedback: ~8 KB each, kept for
+        # clicks within about a minute at 300 rps; nothing is kept when the versions do not learn online
+        self.impressions = Bounded(20_000)
         self.labelled: set[str] = set()
         self._stop = threading.Event()
         self.consumer_ready = threading.Event()
@@ -301,6 +382,20 @@ class ServiceState:
 
         self.producer = producer(s, **{"linger.ms": 20, "queue.buffering.max.messages": 200_000})
         self.kafka_ok = True
+
+    def _attach(self, rec: Recommender) -> None:
+        """Online values of the extra feature sets a version ranks on (``promote --to-model``), one reader per set."""
+        for name, columns in rec.extra_sets.items():
+            source = self._extra.get(name)
+            if source is None or source.columns != tuple(columns):
+                reader = LazyReader(name, self.config.env, self.config.retry_s)
+                source = self._extra[name] = OnlineItemFeatures(reader, self.config.item_cache_ttl_s, columns=columns)
+            rec.extra_sources[name] = source
+
+    @property
+    def rec(self) -> Recommender:
+        """The champion version (what fallbacks and /health name)."""
+        return self.pool.champion
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -317,6 +412,7 @@ class ServiceState:
             self.kafka_ok = False
             log.warning("feedback topic not ensured: %s", exc)
         threading.Thread(target=self._refresh_loop, daemon=True, name="wb-serve-refresh").start()
+        threading.Thread(target=self._routing_loop, daemon=True, name="wb-serve-routing").start()
         if self.config.consume:
             from workbench.serving.consume import consume_loop
 
@@ -332,21 +428,39 @@ class ServiceState:
                 except Exception as exc:  # the registry is away for a moment: keep the current plan
                     log.debug("reader refresh failed: %s", exc)
 
+    def _routing_loop(self) -> None:
+        while not self._stop.wait(self.config.routing_poll_s):
+            try:
+                self.pool.sync()
+            except Exception as exc:  # the records database or a version is away: keep serving this generation
+                log.warning("routing sync failed: %s", exc)
+            try:
+                self.pool.settle()
+            except Exception as exc:
+                log.warning("reward attribution failed: %s", exc)
+
     def stop(self) -> None:
         self._stop.set()
         if self._consumer_thread is not None:
             self._consumer_thread.join(timeout=10)
         self.producer.flush(5)
+        try:
+            self.pool.close()
+        except Exception as exc:  # posteriors are flushed as increments; what is lost here is a few rewards
+            log.warning("bandit posteriors not flushed: %s", exc)
         self.sessions.close()
         self.item_reader.close()
+        for source in self._extra.values():
+            source.reader.close()
 
     # -- requests -------------------------------------------------------------------------------
-    def produce(self, topic: str, key: str, value: dict[str, Any]) -> None:
+    def produce(self, topic: str, key: str, value: dict[str, Any],
+                headers: list[tuple[str, bytes]] | None = None) -> None:  # fmt: skip
         import orjson
 
         try:
             payload = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
-            self.producer.produce(topic, key=key.encode(), value=payload)
+            self.producer.produce(topic, key=key.encode(), value=payload, headers=headers)
             self.producer.poll(0)
         except BufferError:
             self.metrics.dropped.inc()  # the local queue is full: Kafka is away for a while
@@ -371,14 +485,15 @@ class ServiceState:
             items, last = cached[0][-10:], cached[1]
         session = Session(items, None if last is None else int(last), now_ms)
         try:
-            out = self.rec.rank(session, k)
+            out, routed = self.pool.rank(session, k, request_id)
         except errors:
             return self._fallback(k, "feature_store_unreachable", True, session_id, items), {}
         if out.reason:  # no session item is in the embedding: trending instead of the model's old list
             return self._fallback(k, out.reason, False, session_id, items), {}
         if row is None:
             out.reason = "session_from_process_cache"
-        return out, {"session_row": row, "now_ms": now_ms}
+        self.metrics.routed.labels(role=routed.role).inc()
+        return out, {"session_row": row, "now_ms": now_ms, "routing": routed.record(out)}
 
     def _fallback(self, k: int, reason: str, degraded: bool, session_id: str,
                   exclude: Sequence[str] = ()) -> Recommendations:  # fmt: skip
@@ -390,7 +505,11 @@ class ServiceState:
         served = served_values(self.config.session_set, self.sessions.version, session_id, ctx.get("session_row"),
                                self.config.item_set, self.item_reader.version, out.items, out.item_values)  # fmt: skip
         record = impression_record(request_id, session_id, ctx.get("now_ms") or int(time.time() * 1000), out, served)
-        self.produce(self.config.feedback_topic, session_id, record)
+        record.update(ctx.get("routing") or {})
+        from workbench.serving.consume import impression_headers
+
+        learnable = out.features is not None and len(out.features) > 0
+        self.produce(self.config.feedback_topic, session_id, record, impression_headers(request_id, learnable))
         self.metrics.impressions.inc()
 
     def remember_event(self, session_id: str, item_id: str, event_time_ms: int) -> None:
@@ -399,12 +518,20 @@ class ServiceState:
         self.recent_sessions.put(session_id, (items[-10:], event_time_ms))
 
     # -- learning from feedback ------------------------------------------------------------------
-    def on_impression(self, record: dict[str, Any]) -> None:
-        if record.get("features"):
-            self.impressions.put(record["request_id"], (record["items"], record["features"]))
+    def on_impression(self, request_id: str, raw: bytes) -> None:
+        """Keep a learnable impression's encoded record until feedback for it comes (or it is forgotten).
+
+        Kept encoded: most impressions never get a click, and tens of thousands of parsed
+        records would be millions of objects for every full garbage collection to walk.
+        """
+        from workbench.serving.consume import KeptImpression
+
+        if self.config.learn_online:
+            self.impressions.put(request_id, KeptImpression(raw))
 
     def on_feedback(self, request_id: str, item_id: str) -> bool:
         """Learn from a click on a shown item: it is a positive, the other shown items negatives (once per list)."""
+        self.pool.on_click(request_id, item_id)
         shown = self.impressions.get(request_id)
         if shown is None:
             return False
@@ -418,6 +545,8 @@ class ServiceState:
             if len(self.labelled) > 100_000:
                 self.labelled.clear()
             rows, labels = feats, [i == item_id for i in items]
-        self.rec.learn(rows, labels)
-        self.metrics.learned.inc(len(rows))
+        if self.config.learn_online:
+            for rec in self.pool.current[1].values():
+                rec.learn(rows, labels)
+            self.metrics.learned.inc(len(rows))
         return True
