@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from workbench.cli import bench, evaluations, jobs, kernel, models, promote, serve, stack, stream, up
+from workbench.cli import bench, evaluations, jobs, kernel, loop, models, promote, serve, stack, stream, up
 from workbench.cli import review as review_cli
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
 app.command("review")(review_cli.review)
 app.command("serve")(serve.serve)
+app.add_typer(loop.app, name="loop")
 promote.features_app.command("skew")(serve.skew)
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from workbench.models import ModelVersion
 
 app = typer.Typer(help="Model versions with their lineage (MLflow's model registry).", no_args_is_help=True)
 
@@ -50,4 +54,19 @@ def lineage(ref: str = typer.Argument(..., help=REF_HELP)) -> None:
     chain = chain_of(*parse_ref(ref))
     folder = registry_dir()
     stored = {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
-    typer.echo(lineage_text(chain, stored))
+    typer.echo(lineage_text(chain, stored, stages=_stages(chain)))
+
+
+def _stages(chain: list[ModelVersion]) -> dict[str, list[str]]:
+    """Each version's routing history in any service: ``when  stage  (service)  reason``."""
+    import time
+
+    from workbench.serving.routing import RoutingStore
+
+    out: dict[str, list[str]] = {}
+    store = RoutingStore()
+    for v in chain:
+        for c in store.history(ref=v.ref):
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.at))
+            out.setdefault(v.ref, []).append(f"{when}  {c.stage:<8} ({c.service})  {c.reason}")
+    return out

@@ -185,21 +185,27 @@ class DriftTrigger(Trigger):
     """ADWIN (River) on a stream of numbers: a loss, or one feature's values.
 
     ``direction="up"`` fires only when the mean rises (a loss getting worse),
-    ``"down"`` only when it falls, ``"any"`` on both. For a categorical
-    feature, :meth:`on_categories` watches each category's share.
+    ``"down"`` only when it falls, ``"any"`` on both. ``min_change`` (relative)
+    ignores detected changes smaller than that: on a long noisy stream ADWIN
+    also finds real but tiny shifts. For a categorical feature,
+    :meth:`on_categories` watches each category's share.
     """
 
     def __init__(self, *, delta: float = 0.002, direction: Literal["any", "up", "down"] = "any",
-                 grace_period: int = 10) -> None:
+                 grace_period: int = 10, min_change: float = 0.0) -> None:
         if direction not in ("any", "up", "down"):
             raise WorkbenchError(f"direction is 'any', 'up' or 'down', not {direction!r}")
+        if min_change < 0:
+            raise WorkbenchError("min_change is a relative change >= 0")
         self.delta, self.direction, self.grace_period = delta, direction, grace_period
+        self.min_change = min_change
         self.reset()
 
     def reset(self) -> None:
         from river import drift
 
         self._adwin = drift.ADWIN(delta=self.delta, grace_period=self.grace_period)
+        self._reference: float | None = None
 
     def update(self, value: Any = None, *, t_ms: int | None = None) -> bool:
         if value is None:
@@ -209,12 +215,27 @@ class DriftTrigger(Trigger):
             return False
         before = self._adwin.estimation
         self._adwin.update(v)
+        after = self._adwin.estimation
         if not self._adwin.drift_detected:
-            return False
-        after = self._adwin.estimation  # ADWIN has dropped the old part of its window
+            # a change ADWIN found earlier but too small then: fire once the level has moved enough
+            return self._reference is not None and self._big_enough(after)
+        # ADWIN has dropped the old part of its window
         if (self.direction == "up" and after <= before) or (self.direction == "down" and after >= before):
             return False
-        self.reason = f"ADWIN: mean {before:.4g} -> {after:.4g}"
+        if self._reference is None:
+            self._reference = before  # the level before the change: what its size is measured against
+        return self._big_enough(after)
+
+    def _big_enough(self, level: float) -> bool:
+        ref = self._reference
+        assert ref is not None
+        change = level - ref
+        if (self.direction == "up" and change <= 0) or (self.direction == "down" and change >= 0):
+            return False
+        if abs(change) < self.min_change * abs(ref):
+            return False  # a real but small change: ADWIN on a long, noisy stream finds those
+        self._reference = None
+        self.reason = f"ADWIN: mean {ref:.4g} -> {level:.4g}"
         return True
 
     @staticmethod

@@ -36,11 +36,13 @@ def version_line(v: ModelVersion, width: int = 10) -> str:
     return "  ".join(parts)
 
 
-def lineage_text(chain: list[ModelVersion], stored_hashes: set[str] | None = None) -> str:
+def lineage_text(chain: list[ModelVersion], stored_hashes: set[str] | None = None,
+                 stages: Mapping[str, list[str]] | None = None) -> str:  # fmt: skip
     """The chain from a version to its root, every field that makes it reproducible.
 
     ``stored_hashes``: the definition hashes present in this home's definition
     store, marked ``(stored)``; others are marked ``(not stored here)``.
+    ``stages``: per version ref, the serving stages it went through (shadow, canary, ...), as lines.
     """
     lines = []
     for v in chain:
@@ -57,6 +59,8 @@ def lineage_text(chain: list[ModelVersion], stored_hashes: set[str] | None = Non
         lines.append(f"  artifact:    {artifact_text(v.artifact)}")
         if v.description:
             lines.append(f"  description: {' '.join(v.description.split())}")
+        for j, stage in enumerate((stages or {}).get(v.ref, ())):
+            lines.append(f"  {'serving:' if j == 0 else '':<12} {stage}")
     if any(v.feature_hashes for v in chain):
         lines.append(REBUILD_HINT)
     return "\n".join(lines)
