@@ -18,10 +18,29 @@ def promote(
     env: str = typer.Option(None, "--env", help="Environment: local (SQLite) or production (Redis)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Stop after printing the plan."),
     force: bool = typer.Option(False, "--force", help="Override a closed gate (recorded with the promotion)."),
+    to_model: str = typer.Option(None, "--to-model", help="Also train a candidate of this model that reads the set "
+                                 "(ranking) and put it in shadow in the running service."),
+    service_url: str = typer.Option("http://127.0.0.1:8000", "--service", help="The service (with --to-model)."),
+    token_file: str = typer.Option(None, help="Admin token file (with --to-model; default <home>/serve.token)."),
+    hours: float = typer.Option(24.0, min=0.1, help="History the candidate trains on (with --to-model)."),
 ) -> None:
-    """Gate, generate, plan, apply, backfill, start the job, switch, record."""
+    """Gate, generate, plan, apply, backfill, start the job, switch, record (and, with --to-model, the model)."""
     from workbench.promote import promote as run
 
+    if to_model is not None:
+        if dry_run:
+            raise WorkbenchError("--dry-run and --to-model do not go together: the candidate needs the promotion")
+        from workbench.promote.to_model import promote_to_model
+
+        try:
+            chained = promote_to_model(feature_set, model=to_model, env=env, force=force, hours=hours,
+                                       service_url=service_url, token_file=token_file)  # fmt: skip
+        except LookupError as exc:
+            raise WorkbenchError(str(exc).strip("'\"")) from exc
+        if chained.promotion.status == "refused":
+            raise WorkbenchError(f"promote {feature_set} refused: {chained.promotion.gate.line()} (--force overrides)")
+        typer.echo(chained.summary())
+        return
     try:
         result = run(feature_set, env=env, dry_run=dry_run, force=force)
     except LookupError as exc:
