@@ -232,7 +232,7 @@ def test_the_loop_walks_a_triggered_candidate_through_shadow_and_canary(
     client, service, token = server
     config = LoopConfig(service_url=str(client.base_url), feedback_topic=served.feedback_topic,
                         events_topic=served.topic, train_examples=40, shadow_examples=40, canary_share=0.3,
-                        canary_lists=15, crown_at=0.9, attribution_s=1.0)  # fmt: skip
+                        canary_lists=15, crown_at=0.9, attribution_s=1.0, warmup_lists=0)  # fmt: skip
     # fires at the second list it sees: the test is about the stages, tests/learning about when triggers fire
     loop = Loop(config, token=token, trigger=TimeTrigger(every_minutes=1e-4))
     champion = loop.champion

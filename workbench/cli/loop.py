@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import typer
 
 app = typer.Typer(help="Continual learning: triggers, stateful retraining, shadow, canary, bandit routing.",
@@ -15,6 +17,7 @@ def run(
     feedback_topic: str = typer.Option("feedback", help="Topic the service logs impressions and feedback to."),
     trigger: str = typer.Option("drift", help="drift (ADWIN on the champion's loss), performance or time."),
     every_minutes: float = typer.Option(60.0, min=0.1, help="The time trigger's period."),
+    warmup_lists: int = typer.Option(300, min=0, help="Champion lists before the trigger starts watching."),
     retrain: str = typer.Option("stateful", help="stateful (continue the champion) or stateless (from scratch)."),
     train_examples: int = typer.Option(300, min=10, help="Labelled lists after a firing to train on."),
     shadow_examples: int = typer.Option(300, min=10, help="Labelled lists in shadow before the gate."),
@@ -34,11 +37,10 @@ def run(
         raise WorkbenchError("--trigger is drift|performance|time, --retrain stateful|stateless, "
                              "--gate not_worse|better")
     config = LoopConfig(service_url=service_url, token_file=token_file, feedback_topic=feedback_topic,
-                        trigger=trigger, every_minutes=every_minutes, retrain=retrain,  # type: ignore[arg-type]
-                        train_examples=train_examples, shadow_examples=shadow_examples,
-                        gate=gate, canary_share=canary_share,  # type: ignore[arg-type]
-                        canary_lists=canary_lists, crown_at=crown_at, min_arm_lists=min_arm_lists,
-                        attribution_s=attribution_s)  # fmt: skip
+                        trigger=cast(Any, trigger), every_minutes=every_minutes, warmup_lists=warmup_lists,
+                        retrain=cast(Any, retrain), train_examples=train_examples, shadow_examples=shadow_examples,
+                        gate=cast(Any, gate), canary_share=canary_share, canary_lists=canary_lists,
+                        crown_at=crown_at, min_arm_lists=min_arm_lists, attribution_s=attribution_s)  # fmt: skip
     loop = Loop(config)
     typer.echo(f"loop on {service_url}: champion {loop.champion}, trigger {trigger}, {retrain} retraining "
                "(Ctrl-C stops)")  # fmt: skip

@@ -59,13 +59,19 @@ class Labelled:
     def any_click(self) -> bool:
         return bool(self.clicked.any())
 
-    def loss(self, scores: np.ndarray | None = None) -> float:
-        """Mean log loss of ``scores`` (default: the served ones) on the shown items' clicks."""
+    def loss(self, scores: np.ndarray | None = None, *, exploited_only: bool = False) -> float:
+        """Mean log loss of ``scores`` (default: the served ones) on the shown items' clicks.
+
+        ``exploited_only``: only the positions the ranking filled (not the exploration slots).
+        """
         import numpy as np
 
         p = np.clip(self.scores if scores is None else scores, _EPS, 1 - _EPS)
         y = self.clicked
-        return float(-np.mean(np.where(y, np.log(p), np.log1p(-p))))
+        terms = np.where(y, np.log(p), np.log1p(-p))
+        if exploited_only and any(self.explored):
+            terms = terms[~np.asarray(self.explored, dtype=bool)]
+        return float(-np.mean(terms)) if len(terms) else math.nan
 
     def rank_loss(self, scores: np.ndarray | None = None) -> float:
         """``1 - reciprocal rank`` of the clicked items among the shown ones, by ``scores``; NaN without a click.

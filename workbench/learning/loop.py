@@ -67,6 +67,7 @@ class LoopConfig:
     every_minutes: float = 60.0  # the time trigger
     drift_delta: float = 0.002  # ADWIN's confidence
     drift_min_change: float = 0.1  # and the loss must have moved this much (relative): noise is not drift
+    warmup_lists: int = 300  # champion lists before the trigger watches (the service and its feature jobs settle)
     retrain: Literal["stateful", "stateless"] = "stateful"
     train_examples: int = 300  # labelled lists after a firing that the candidate learns from
     window_examples: int = 20_000  # what stateless retraining starts from scratch on
@@ -176,6 +177,7 @@ class Loop:
         self.served: list[tuple[int, str, bool]] = []  # (time, version, clicked): the traffic picture
         self._consumer: Any = None
         self._looked = 0.0
+        self._seen = 0  # champion lists observed
         if not table.get("shuffle_share") and c.shuffle_share > 0:
             # on lists in the champion's own order, clicks follow positions, which favours the champion
             self.admin.explore(shuffle_share=c.shuffle_share, reason="the loop's shadow gate compares on shuffled lists")
@@ -253,18 +255,22 @@ class Loop:
         if self.fired is not None and cand is None:
             self.fresh.append(ex)
         if ex.ref == self.champion:
-            loss = ex.loss()
-            if cand is not None and cand.stage == "shadow" and cand.ref in ex.shadow and ex.any_click and ex.shuffled:
+            if cand is None:
+                # the trigger watches the ranking as served: shuffled lists and exploration slots are a
+                # change of policy, not of the world
+                self._seen += 1
+                if self.fired is None and not ex.shuffled and self._seen > self.config.warmup_lists and \
+                        self.trigger.update(ex.loss(exploited_only=True), t_ms=ex.t_ms):  # fmt: skip
+                    self.fired = self.trigger.reason or "trigger fired"
+                    self.fresh = []
+                    self._event("trigger", self.champion, f"{self.config.trigger}: {self.fired}")
+            elif cand.stage == "shadow" and cand.ref in ex.shadow and ex.any_click and ex.shuffled:
                 base = ex.rank_loss()
                 cand.diffs.append(base - ex.rank_loss(ex.shadow[cand.ref]))
                 cand.base_losses.append(base)
-            if cand is not None and cand.stage == "canary":
+            elif cand.stage == "canary":
                 cand.champion[0] += 1
                 cand.champion[1] += ex.any_click
-            elif self.fired is None and self.trigger.update(loss, t_ms=ex.t_ms):
-                self.fired = self.trigger.reason or "trigger fired"
-                self.fresh = []
-                self._event("trigger", self.champion, f"{self.config.trigger}: {self.fired}")
         elif cand is not None and ex.ref == cand.ref:
             cand.canary[0] += 1
             cand.canary[1] += ex.any_click
