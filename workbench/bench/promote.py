@@ -480,13 +480,11 @@ def _drop_topics(topics: list[str], groups: list[str]) -> None:
 
 def run(rates: list[int], seconds: float, features: int, reads: int,
         commit_interval_s: float | None = None) -> dict[str, Any]:  # fmt: skip
-    """Both benchmarks on the configured Redis and the real broker; JSON-ready."""
-    from workbench.promote.store import ping_redis
+    """Both benchmarks on the configured Redis (a private redis-server when none answers) and the real broker."""
+    from workbench.stack.redis import redis_for
 
-    ping_redis()  # one clear line when Redis is not there
-    redis_url = settings().redis_url
     load = os.getloadavg()
-    with broker_running():
+    with broker_running(), redis_for(settings().redis_url) as redis_url:
         bootstrap = settings().bootstrap
         with private_home(redis_url, commit_interval_s):
             _say(f"read latency: one entity x {features} features, {reads} reads each")

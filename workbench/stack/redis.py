@@ -11,6 +11,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from workbench.errors import MissingToolError
 
@@ -66,3 +68,16 @@ class RedisServer:
         """Stop the server and remove its directory."""
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def redis_for(configured: str) -> Iterator[str]:
+    """The configured Redis when it answers, else a private redis-server on a free port (stopped after)."""
+    if answers(configured):
+        yield configured
+        return
+    server = RedisServer().start()
+    try:
+        yield server.url
+    finally:
+        server.close()
