@@ -13,10 +13,12 @@ from workbench.promote.gate import Gate, check_gate
 from workbench.promote.plan import Plan
 from workbench.promote.promotion import Promotion, PromotionFailed, promote
 from workbench.promote.reader import OnlineReader
+from workbench.promote.to_model import ModelPromotion, promote_to_model
 from workbench.promote.versions import VersionInfo, features_as_of, online_features, rollback, versions
 
 __all__ = [
     "Gate",
+    "ModelPromotion",
     "OnlineReader",
     "Plan",
     "Promotion",
@@ -26,6 +28,7 @@ __all__ = [
     "features_as_of",
     "online_features",
     "promote",
+    "promote_to_model",
     "rollback",
     "versions",
 ]
