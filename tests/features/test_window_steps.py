@@ -8,11 +8,28 @@ from workbench.features.sliding import _Copies
 
 
 class Tx:
-    """Stands in for a quixstreams partition transaction: its store partition and whether it completed."""
+    """Stands in for a quixstreams partition transaction: its store partition, whether it completed, its writes."""
 
     def __init__(self, partition: object, completed: bool = False) -> None:
         self._partition = partition
         self.completed = completed
+        self.stored: dict[tuple[Any, bytes], bytes] = {}
+        self.prepared = False
+
+    def as_state(self, prefix: Any, timestamp: int | None = None) -> State:
+        return State(self, prefix)
+
+    def prepare(self, processed_offsets: Any = None) -> None:
+        self.prepared = True
+
+
+class State:
+    def __init__(self, tx: Tx, prefix: Any) -> None:
+        self.tx, self.prefix = tx, prefix
+
+    def set_bytes(self, key: bytes, value: bytes) -> None:
+        assert not self.tx.prepared, "written after prepare: the changelog would miss it"
+        self.tx.stored[(self.prefix, key)] = value
 
 
 def copies_for(max_keys: int = 100) -> tuple[_Copies, list[tuple[int, Tx]]]:
@@ -21,7 +38,7 @@ def copies_for(max_keys: int = 100) -> tuple[_Copies, list[tuple[int, Tx]]]:
     def transaction() -> tuple[int, Any]:
         return current[-1]
 
-    return _Copies(transaction, max_keys=max_keys), current
+    return _Copies(transaction, b"s", lambda v: repr(v).encode(), max_keys=max_keys), current
 
 
 def test_copies_live_through_committed_transactions_only() -> None:
@@ -80,3 +97,45 @@ def test_partitions_are_independent() -> None:
 
 def test_without_a_transaction_nothing_is_kept() -> None:
     assert _Copies(None).current() is None
+
+
+def test_state_is_written_once_a_key_just_before_prepare() -> None:
+    copies, current = copies_for()
+    tx = Tx(object())
+    current.append((0, tx))
+    copies.current()
+    copies.write(b"k", [1, [1]])
+    copies.write(b"j", [7, []])
+    copies.write(b"k", [2, [1, 2]])  # the key's last value is what the transaction gets
+    assert tx.stored == {}
+    tx.prepare()
+    assert tx.stored == {(b"k", b"s"): b"[2, [1, 2]]", (b"j", b"s"): b"[7, []]"}
+
+    # the next transaction writes only the keys it changed
+    tx.completed = True
+    nxt = Tx(tx._partition)
+    current.append((0, nxt))
+    assert copies.current() == {b"k": [2, [1, 2]], b"j": [7, []]}
+    copies.write(b"j", [8, []])
+    nxt.prepare()
+    assert nxt.stored == {(b"j", b"s"): b"[8, []]"}
+
+
+def test_two_steps_on_one_transaction_each_write_their_own_keys() -> None:
+    tx = Tx(object())
+    one = _Copies(lambda: (0, tx), b"one", lambda v: b"1")
+    two = _Copies(lambda: (0, tx), b"two", lambda v: b"2")
+    one.current()
+    two.current()
+    one.write(b"k", [1, []])
+    two.write(b"k", [1, []])
+    tx.prepare()
+    assert tx.stored == {(b"k", b"one"): b"1", (b"k", b"two"): b"2"}
+
+
+def test_without_copies_every_write_goes_to_the_state_at_once() -> None:
+    tx = Tx(object())
+    copies = _Copies(lambda: (0, tx), b"s", lambda v: b"x", keep=False)
+    assert copies.current() is None
+    copies.write(b"k", [1, []])
+    assert tx.stored == {(b"k", b"s"): b"x"}

@@ -39,8 +39,8 @@ def transaction_of(sdf: StreamingDataFrame) -> Callable[[], tuple[int, Any]]:
 def sliding_step(
     feature: Feature,
     on_late: Callable[..., bool],
-    transaction: Callable[[], tuple[int, Any]] | None = None,
-) -> Callable[[Any, Any, int, Any, Any], list[dict[str, Any]]]:
+    transaction: Callable[[], tuple[int, Any]],
+) -> Callable[[Any, Any, int, Any], list[dict[str, Any]]]:
     """The sliding window as a keyed stateful step (RocksDB state, changelog like any window).
 
     Why not ``sdf.sliding_window()``: quixstreams 3.28 seeds a new window from
@@ -57,15 +57,17 @@ def sliding_step(
     buffered event time ``t < u <= t + size``, ascending.
 
     State per key is one JSON value ``[L, [item, ...]]`` (items in arrival
-    order): one read and one write per record. A record at or after ``L`` (the
+    order): at most one read per record and one write per key and checkpoint
+    (:class:`_Copies`). A record at or after ``L`` (the
     common, in-order case) emits only its own window, so the step drops
     expired items from the front and folds the buffer once; an out-of-order
     record takes the general path above.
 
-    With ``transaction`` (see :func:`transaction_of`) the step also keeps the
-    decoded state of the keys it wrote (:class:`_Copies` says when it
-    is valid), so a key seen again is not read back and decoded; every
-    record is still written to the state (changelog, recovery).
+    ``transaction`` (see :func:`transaction_of`) gives the record's state
+    transaction: the step is a plain ``apply`` on a registered store and opens
+    the key's state only when it must read it. It keeps the decoded state of
+    the keys it wrote (:class:`_Copies` says when it is valid and when it is
+    written), so a key seen again is not read back and decoded.
     """
     import orjson
 
@@ -81,9 +83,9 @@ def sliding_step(
     # the options quixstreams' own state serializer uses, so stored values read back the same
     options = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
     dumps, loads = orjson.dumps, orjson.loads
-    copies_of = _Copies(transaction)
+    copies_of = _Copies(transaction, state_key, lambda v: dumps(v, option=options))
 
-    def step(value: dict[str, Any], key: Any, _timestamp: int, _headers: Any, state: Any) -> list[dict[str, Any]]:
+    def step(value: dict[str, Any], key: Any, timestamp: int, _headers: Any) -> list[dict[str, Any]]:
         item = value["i"]
         t = item[0]
         copies = copies_of.current()
@@ -91,6 +93,7 @@ def sliding_step(
         if copy is not None:
             latest, buffer = copy
         else:
+            state = copies_of.state(key, timestamp)
             raw = state.get_bytes(state_key)
             if raw is not None:
                 latest, buffer = loads(raw)
@@ -114,9 +117,7 @@ def sliding_step(
                 # front; it is below every future window, so it never counts
                 del buffer[:drop]
             buffer.append(item)
-            state.set_bytes(state_key, dumps([t, buffer], option=options))
-            if copies is not None:
-                copies[key] = [t, buffer]
+            copies_of.write(key, [t, buffer], timestamp)
             lo = t - size
             if counting:
                 total: Any = 0
@@ -134,9 +135,7 @@ def sliding_step(
         horizon = latest - grace - size
         buffer = [it for it in buffer if it[0] >= horizon]
         buffer.append(item)
-        state.set_bytes(state_key, dumps([latest, buffer], option=options))
-        if copies is not None:
-            copies[key] = [latest, buffer]
+        copies_of.write(key, [latest, buffer], timestamp)
         out = []
         for u in sorted({it[0] for it in buffer if t <= it[0] <= t + size}):
             acc = initialize()
@@ -167,8 +166,8 @@ def _update(name: str, fhash: str, key: Any, item: list[Any], start: int, end: i
 def fixed_step(
     feature: Feature,
     on_late: Callable[..., bool],
-    transaction: Callable[[], tuple[int, Any]] | None = None,
-) -> Callable[[Any, Any, int, Any, Any], list[dict[str, Any]]]:
+    transaction: Callable[[], tuple[int, Any]],
+) -> Callable[[Any, Any, int, Any], list[dict[str, Any]]]:
     """Tumbling and hopping windows with ``.current()`` as a keyed stateful step.
 
     The same decisions quixstreams 3.28's ``tumbling_window`` /
@@ -177,7 +176,7 @@ def fixed_step(
     key's latest timestamp, the window and the expiry cursor and opens a
     RocksDB iterator for every record, and writes two changelog messages per
     key. Here it is one read (none for a key whose state this step still holds,
-    as in :func:`sliding_step`) and one write.
+    as in :func:`sliding_step`) and one write per key and checkpoint.
 
     With ``L`` the key's greatest earlier event time (0 at first), each window
     ``[s, e)`` of the record (ascending) is late when ``e <= L - grace``, else
@@ -196,14 +195,14 @@ def fixed_step(
     initialize, fold, result = agg.initialize, agg._update_item, agg.result
     counting = type(agg) is Count
     # a custom aggregation may update its state in place; the copies would then alias emitted values
-    keep_copies = transaction is not None and agg.builtin
+    keep_copies = agg.builtin
     name, fhash = feature.name, feature.hash
     state_key = f"{fhash}:fixed".encode()
     options = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
     dumps, loads = orjson.dumps, orjson.loads
-    copies_of = _Copies(transaction if keep_copies else None)
+    copies_of = _Copies(transaction, state_key, lambda v: dumps(v, option=options), keep=keep_copies)
 
-    def step(value: dict[str, Any], key: Any, _timestamp: int, _headers: Any, state: Any) -> list[dict[str, Any]]:
+    def step(value: dict[str, Any], key: Any, timestamp: int, _headers: Any) -> list[dict[str, Any]]:
         item = value["i"]
         t = item[0]
         copies = copies_of.current()
@@ -211,7 +210,7 @@ def fixed_step(
         if copy is not None:
             latest, windows = copy
         else:
-            raw = state.get_bytes(state_key)
+            raw = copies_of.state(key, timestamp).get_bytes(state_key)
             latest, windows = loads(raw) if raw is not None else (0, [])
         closed_end = max(latest, t) - grace  # a window ending at or before this is closed
         late_end = latest - grace
@@ -251,9 +250,7 @@ def fixed_step(
         if drop:
             del windows[:drop]
         latest = max(latest, t)
-        state.set_bytes(state_key, dumps([latest, windows], option=options))
-        if copies is not None:
-            copies[key] = [latest, windows]
+        copies_of.write(key, [latest, windows], timestamp)
         return out
 
     return step
@@ -270,20 +267,43 @@ class _Copies:
     changelog) drops every copy of the partition. At most ``max_keys`` keys a
     partition are kept; past that the copies restart empty at the next
     transaction.
+
+    With copies, a key's state is encoded and written to the transaction once,
+    when the checkpoint prepares it (before its changelog is produced), not on
+    every record: the transaction keeps only a key's last value anyway, so
+    RocksDB and the changelog get the same bytes. Without copies every record
+    writes through ``state``.
     """
 
-    def __init__(self, transaction: Callable[[], tuple[int, Any]] | None, max_keys: int = 200_000) -> None:
+    def __init__(
+        self,
+        transaction: Callable[[], tuple[int, Any]] | None,
+        state_key: bytes = b"",
+        encode: Callable[[list[Any]], bytes] | None = None,
+        max_keys: int = 200_000,
+        keep: bool = True,
+    ) -> None:
         self.transaction = transaction
+        self.state_key = state_key
+        self.encode = encode
         self.max_keys = max_keys
-        # partition -> (its current transaction, {message key: decoded state})
-        self.written: dict[int, tuple[Any, dict[Any, list[Any]]]] = {}
+        self.keep = keep  # False: no copies, every write goes to the state at once
+        # partition -> (its current transaction, {message key: decoded state}, keys written in it)
+        self.written: dict[int, tuple[Any, dict[Any, list[Any]], set[Any]]] = {}
+        self._slot: tuple[Any, dict[Any, list[Any]], set[Any]] | None = None  # the current record's
+        self._tx: Any = None  # the current record's transaction
 
     def current(self) -> dict[Any, list[Any]] | None:
+        """The copies of the current record's transaction (None without copies)."""
         if self.transaction is None:
             return None
         partition, tx = self.transaction()
+        self._tx = tx
+        if not self.keep:
+            return None
         slot = self.written.get(partition)
         if slot is not None and slot[0] is tx:
+            self._slot = slot
             return slot[1]
         copies: dict[Any, list[Any]] = {}
         if slot is not None:
@@ -292,5 +312,44 @@ class _Copies:
                     and getattr(before, "_partition", None) is getattr(tx, "_partition", None)
                     and len(slot[1]) <= self.max_keys):
                 copies = slot[1]
-        self.written[partition] = (tx, copies)
+        dirty: set[Any] = set()
+        self._defer(tx, copies, dirty)
+        self.written[partition] = self._slot = (tx, copies, dirty)
         return copies
+
+    def state(self, key: Any, timestamp: int | None = None) -> Any:
+        """The key's State in the current record's transaction, as ``apply(stateful=True)`` builds it."""
+        return self._tx.as_state(prefix=key, timestamp=timestamp)
+
+    def write(self, key: Any, value: list[Any], timestamp: int | None = None) -> None:
+        """The key's new state: kept as its copy and written at prepare, or written now without copies."""
+        if self.keep and self._slot is not None:
+            self._slot[1][key] = value
+            self._slot[2].add(key)
+            return
+        assert self.encode is not None
+        self.state(key, timestamp).set_bytes(self.state_key, self.encode(value))
+
+    def _defer(self, tx: Any, copies: dict[Any, list[Any]], dirty: set[Any]) -> None:
+        """Encode and set the dirty keys on ``tx`` just before its ``prepare`` (several steps may share it)."""
+        encode, state_key = self.encode, self.state_key
+        assert encode is not None
+
+        def write_dirty() -> None:
+            for key in dirty:
+                # the State the stateful step is given: the same key prefixing
+                tx.as_state(prefix=key).set_bytes(state_key, encode(copies[key]))
+            dirty.clear()
+
+        hooks: list[Callable[[], None]] | None = getattr(tx, "_workbench_before_prepare", None)
+        if hooks is None:
+            hooks = tx._workbench_before_prepare = []
+            prepare = tx.prepare
+
+            def prepare_with_state(*args: Any, **kwargs: Any) -> Any:
+                for hook in hooks:
+                    hook()
+                return prepare(*args, **kwargs)
+
+            tx.prepare = prepare_with_state
+        hooks.append(write_dirty)

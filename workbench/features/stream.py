@@ -208,8 +208,11 @@ def window(
         # itself (no remember / to_update steps: each step is a per-record call in quixstreams)
         # An apply keeps the record's timestamp, which is already its event time (the
         # topic's timestamp extractor, kept through group_by): the update's Kafka timestamp.
+        # The store is registered as ``apply(stateful=True)`` does, but the step is a plain
+        # apply: it opens a key's state only when it has to read it (see sliding._Copies).
         make = sliding_step if isinstance(feature.window, Sliding) else fixed_step
-        return sdf.apply(make(feature, late, transaction_of(sdf)), stateful=True, expand=True, metadata=True)
+        sdf.register_store()
+        return sdf.apply(make(feature, late, transaction_of(sdf)), expand=True, metadata=True)
     wdef = _window_definition(sdf.apply(remember), feature, name, late)
     out: StreamingDataFrame = wdef.agg(value=aggregator(feature.aggregation, feature.hash)).current()
     out = out.apply(to_update, metadata=True)
