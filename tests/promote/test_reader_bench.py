@@ -50,9 +50,18 @@ def test_bench_promote_returns_every_figure(broker: Settings, redis_url: str, mo
     assert math.isfinite(one["ratio_p99"]) and fresh["target_met"] is None  # no 5k run here
 
 
-def test_unreachable_redis_is_one_line(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "WORKBENCH_REDIS_URL": "redis://127.0.0.1:1/0"}
-    res = subprocess.run([str(Path(sys.executable).with_name("workbench")), "bench", "promote", "--seconds", "1"],
+def test_bad_rates_are_one_line(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    res = subprocess.run([str(Path(sys.executable).with_name("workbench")), "bench", "promote", "--rates", "5000,fast"],
                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
     assert res.returncode == 1
-    assert res.stderr.strip().count("\n") == 0 and "unreachable" in res.stderr, res.stderr
+    assert res.stderr.strip().count("\n") == 0 and "--rates takes integers" in res.stderr, res.stderr
+
+
+def test_an_unreachable_redis_is_replaced_by_a_private_one() -> None:
+    """The benches run on the configured Redis when it answers, else on their own redis-server, stopped after."""
+    from workbench.stack.redis import answers, redis_for
+
+    with redis_for("redis://127.0.0.1:1/0") as url:
+        assert url != "redis://127.0.0.1:1/0" and answers(url)
+    assert not answers(url)

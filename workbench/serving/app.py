@@ -212,7 +212,8 @@ def create_app(state: ServiceState, freeze_gc: bool = False) -> FastAPI:
 
     @app.get("/admin/routing", response_model=Routing, responses=unauthorized, dependencies=[Depends(admin)])
     def routing() -> Routing:
-        """The routing table this worker serves, with each arm's click posterior and P(best)."""
+        """The routing table, with each arm's click posterior and P(best)."""
+        state.pool.sync()  # the newest generation, even when another worker made the change a moment ago
         return _routing(state)
 
     @app.post("/admin/routing", response_model=Routing, dependencies=[Depends(admin)],

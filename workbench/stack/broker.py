@@ -298,14 +298,23 @@ def _cluster_id(path: Path) -> str:
 def _is_our_broker(pid: int, properties: Path) -> bool:
     import psutil
 
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
+    for _ in range(50):
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return False
+            cmd = proc.cmdline()
+            young = time.time() - proc.create_time() < 5.0
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             return False
-        cmd = proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-    return "kafka.Kafka" in cmd and str(properties) in cmd
+        if "kafka.Kafka" in cmd and str(properties) in cmd:
+            return True
+        if not young:
+            return False
+        # just forked: until exec, the child still shows its parent's command line (a busy machine makes
+        # that window long enough to be seen); look again rather than call a starting broker gone
+        time.sleep(0.1)
+    return False
 
 
 def _wait_exit(pid: int, timeout_s: float) -> bool:
