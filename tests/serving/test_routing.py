@@ -191,7 +191,8 @@ def test_hot_swap_under_load_fails_no_request(served: Served, server: tuple[http
     assert len(results) > 100 and failures == [], failures[:5]
     versions = Counter(v for _, v in results)
     assert versions[v1] > 0 and versions[v2] > 0, versions
-    assert {v for _, v in results[mark:]} == {v2}  # v1 retired: every worker serves v2 alone
+    # v1 retired: every worker serves v2 alone (a session with no known item gets v2's "popular" list)
+    assert {v.split(":")[0] for _, v in results[mark:]} == {v2}
     routing = client.get("/admin/routing", headers=admin).json()
     assert routing["champion"] == v2 and routing["arms"] == [v2] and routing["shadows"] == []
     # while v2 was in shadow, the served lists carried its scores of the very items shown
