@@ -30,6 +30,7 @@ from workbench.features.definition import Feature, FeatureSet
 from workbench.features.intake import Intake, deserializer
 from workbench.features.stream import event_time, prepare, rocksdb_options, window
 from workbench.features.windows import Hopping
+from workbench.features.writer import UpdateWriter
 
 if TYPE_CHECKING:
     from quixstreams import Application
@@ -140,18 +141,18 @@ def compile_feature_set(
     out = app.topic(feature_set.topic, value_serializer="json", key_serializer="str") if feature_topic else None
     late = late or LateRecords()
     intake = intake or Intake(late.dead_letters)
-    sdf = app.dataframe(topic).filter(intake.accept)
+    sdf = app.dataframe(topic)
+    # one branch checks the intake in its first step; several share a filter before they fork
+    shared = len(feature_set.features) > 1
+    root = sdf.filter(intake.accept) if shared else sdf
     for feature in feature_set:
-        branch = window(prepare(sdf, feature), feature, on_late=late.callback(feature))
+        first = prepare(root, feature, accept=None if shared else intake.accept)
+        branch = window(first, feature, on_late=late.callback(feature))
         if out is not None:
-            branch = branch.to_topic(out, key=_update_key)
+            branch = branch.update(UpdateWriter(sdf._producer, out.name), metadata=True)
         if sink is not None:
             branch.sink(sink)
     return sdf
-
-
-def _update_key(update: dict[str, Any]) -> str:
-    return str(update["key"])
 
 
 def pipeline(
