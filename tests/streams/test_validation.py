@@ -152,3 +152,30 @@ def test_the_same_position_twice_in_one_process_is_sent_once(new_topic: Callable
     assert Validator(topic).prime({1: 43}) == 0
     assert Validator(topic).prime({1: 42}) == 1
     assert len(_read_all(dlq_topic(topic))) == 1
+
+
+_VALUES = [None, True, 0, 7, 2**70, 1.5, "", "view", "click", "x", [], {}]
+
+
+def test_the_fast_check_names_the_same_reason_as_the_full_one() -> None:
+    """check's exact-type pass must accept exactly what the full check accepts, and defer the rest."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from workbench.streams.events import FIELDS, _check, check
+
+    names = st.sampled_from([*FIELDS, "extra"])
+    event = st.dictionaries(names, st.sampled_from(_VALUES), max_size=len(FIELDS) + 1)
+    # a valid event with some fields overridden and some dropped
+    patched = st.builds(
+        lambda over, drop: {k: v for k, v in {**GOOD, **over}.items() if k not in drop},
+        event, st.sets(names, max_size=2),
+    )
+
+    @settings(max_examples=1_000, database=None, derandomize=True)
+    @given(st.one_of(event, patched, st.sampled_from(_VALUES)))
+    def agree(value: object) -> None:
+        assert check(value) == _check(value)
+
+    agree()
+    assert check(GOOD) is None and check({**GOOD, "price": True}) == "wrong_type:price"

@@ -68,8 +68,36 @@ def encode(event: Event) -> bytes:
     return json.dumps(event, separators=(",", ":")).encode()
 
 
+# name -> (the exact types a JSON decoder gives a valid value, 1 if required): the fast path of check
+_EXACT: dict[str, tuple[frozenset[type], int]] = {
+    name: (frozenset(types), int(required)) for name, (types, required, _) in FIELDS.items()
+}
+
+
 def check(event: Any) -> str | None:
-    """Return the reason a decoded payload is not a valid event, or None."""
+    """Return the reason a decoded payload is not a valid event, or None.
+
+    >>> check({"event_type": "view"})
+    'missing:event_id'
+    """
+    if type(event) is dict:
+        # one pass on exact types (what a JSON decoder gives; bool is not int here);
+        # anything unusual takes the full check below, which names the reason
+        exact, required = _EXACT, 0
+        for name, value in event.items():
+            spec = exact.get(name)
+            if spec is None:
+                continue
+            if type(value) not in spec[0]:
+                break
+            required += spec[1]
+        else:
+            if required == len(REQUIRED) and event["event_type"] in _EVENT_TYPES:
+                return None
+    return _check(event)
+
+
+def _check(event: Any) -> str | None:
     if not isinstance(event, dict):
         return "not_object"
     for name in REQUIRED:
