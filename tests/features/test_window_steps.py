@@ -14,6 +14,8 @@ class Tx:
         self._partition = partition
         self.completed = completed
         self.stored: dict[tuple[Any, bytes], bytes] = {}
+        self.legacy: dict[tuple[Any, str], Any] = {}  # decoded values under the old string keys
+        self.reads = 0
         self.prepared = False
 
     def as_state(self, prefix: Any, timestamp: int | None = None) -> State:
@@ -26,6 +28,14 @@ class Tx:
 class State:
     def __init__(self, tx: Tx, prefix: Any) -> None:
         self.tx, self.prefix = tx, prefix
+
+    def get_bytes(self, key: bytes) -> bytes | None:
+        self.tx.reads += 1
+        return self.tx.stored.get((self.prefix, key))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.tx.reads += 1
+        return self.tx.legacy.get((self.prefix, key), default)
 
     def set_bytes(self, key: bytes, value: bytes) -> None:
         assert not self.tx.prepared, "written after prepare: the changelog would miss it"
@@ -139,3 +149,54 @@ def test_without_copies_every_write_goes_to_the_state_at_once() -> None:
     assert copies.current() is None
     copies.write(b"k", [1, []])
     assert tx.stored == {(b"k", b"s"): b"x"}
+
+
+def test_a_sliding_key_in_the_old_two_key_layout_carries_on() -> None:
+    """State written before the one-key layout is read once; a new key costs two reads, not three."""
+    import orjson
+
+    from workbench.features import aggregations as agg
+    from workbench.features import windows as win
+    from workbench.features.definition import ITEM, Feature
+    from workbench.features.sliding import sliding_step
+
+    f = Feature("n", ITEM, win.Sliding(size_ms=10), agg.Count())
+    tx = Tx(object())
+    tx.legacy[(b"old", f"{f.hash}:latest_ms")] = 100
+    tx.legacy[(b"old", f"{f.hash}:buffer")] = [[89, 0, 0, None], [95, 0, 1, None], [100, 0, 2, None]]
+    step = sliding_step(f, lambda *_: False, lambda: (0, tx))
+
+    (update,) = step({"i": [103, 0, 3, None]}, b"old", 103, None)
+    assert update["value"] == 3 and update["window_start_ms"] == 93  # 95, 100, 103
+    assert tx.reads == 3  # the new key (absent), then the two old ones
+    (update,) = step({"i": [104, 0, 4, None]}, b"old", 104, None)
+    assert update["value"] == 4 and tx.reads == 3  # the decoded copy, no read
+    (update,) = step({"i": [104, 0, 5, None]}, b"new", 104, None)
+    assert update["value"] == 1 and tx.reads == 5
+
+    tx.prepare()  # the checkpoint writes each changed key once, in the one-key layout
+    assert orjson.loads(tx.stored[(b"old", f"{f.hash}:sliding".encode())])[0] == 104
+
+
+class Store:
+    """A store partition: what it held before this process wrote to it."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        self.keys = keys
+
+    def iter_items(self, lower_bound: bytes) -> Any:
+        return iter([(k, b"") for k in self.keys if k >= lower_bound])
+
+
+def test_a_key_missing_from_a_store_that_started_empty_is_read_once() -> None:
+    from workbench.features import aggregations as agg
+    from workbench.features import windows as win
+    from workbench.features.definition import ITEM, Feature
+    from workbench.features.sliding import sliding_step
+
+    f = Feature("n", ITEM, win.Sliding(size_ms=10), agg.Count())
+    for held, reads in (([], 1), ([b"old|x"], 2)):
+        tx = Tx(Store(held))
+        step = sliding_step(f, lambda *_: False, lambda tx=tx: (0, tx))  # type: ignore[misc]
+        (update,) = step({"i": [5, 0, 0, None]}, b"k", 5, None)
+        assert update["value"] == 1 and tx.reads == reads

@@ -28,10 +28,17 @@ def transaction_of(sdf: StreamingDataFrame) -> Callable[[], tuple[int, Any]]:
     from quixstreams import message_context
 
     context, stream_id = sdf.processing_context, sdf.stream_id
+    # a checkpoint keeps one transaction per store partition until it ends: the last lookup is reused
+    last: list[Any] = [None, -1, None]
 
     def current() -> tuple[int, Any]:
         partition = message_context().partition
-        return partition, context.checkpoint.get_store_transaction(stream_id=stream_id, partition=partition)
+        checkpoint = context.checkpoint
+        if checkpoint is last[0] and partition == last[1]:
+            return partition, last[2]
+        tx = checkpoint.get_store_transaction(stream_id=stream_id, partition=partition)
+        last[:] = [checkpoint, partition, tx]
+        return partition, tx
 
     return current
 
@@ -97,9 +104,13 @@ def sliding_step(
             raw = state.get_bytes(state_key)
             if raw is not None:
                 latest, buffer = loads(raw)
+            elif copies_of.started_empty():
+                latest, buffer = None, []  # nothing was ever stored here in the old layout
             else:
-                # state written before the one-key layout (same feature hash): read it once
-                latest, buffer = state.get(legacy_latest), state.get(legacy_buffer, [])
+                # state written before the one-key layout (same feature hash): read it once;
+                # both keys were always written together, so a new key costs one extra read
+                latest = state.get(legacy_latest)
+                buffer = state.get(legacy_buffer, []) if latest is not None else []
         if latest is not None and t < latest - grace:
             on_late(value, None, t, latest - grace - t, t, t, "sliding", "", -1, -1)
             return []
@@ -292,6 +303,9 @@ class _Copies:
         self.written: dict[int, tuple[Any, dict[Any, list[Any]], set[Any]]] = {}
         self._slot: tuple[Any, dict[Any, list[Any]], set[Any]] | None = None  # the current record's
         self._tx: Any = None  # the current record's transaction
+        # partition -> (its store partition object, whether that held no key when first seen here)
+        self._empty: dict[int, tuple[Any, bool]] = {}
+        self._partition = -1
 
     def current(self) -> dict[Any, list[Any]] | None:
         """The copies of the current record's transaction (None without copies)."""
@@ -299,6 +313,7 @@ class _Copies:
             return None
         partition, tx = self.transaction()
         self._tx = tx
+        self._partition = partition
         if not self.keep:
             return None
         slot = self.written.get(partition)
@@ -312,10 +327,28 @@ class _Copies:
                     and getattr(before, "_partition", None) is getattr(tx, "_partition", None)
                     and len(slot[1]) <= self.max_keys):
                 copies = slot[1]
+        self._note_store(partition, tx)
         dirty: set[Any] = set()
         self._defer(tx, copies, dirty)
         self.written[partition] = self._slot = (tx, copies, dirty)
         return copies
+
+    def started_empty(self) -> bool:
+        """Whether the current record's store partition held no key when this process first saw it.
+
+        A store this process started from scratch (or restored empty) cannot
+        hold state in an older layout, so a key missing there needs no second look.
+        """
+        seen = self._empty.get(self._partition)
+        return seen is not None and seen[0] is getattr(self._tx, "_partition", None) and seen[1]
+
+    def _note_store(self, partition: int, tx: Any) -> None:
+        """On a store partition's first transaction here, before this process wrote to it: is it empty?"""
+        store = getattr(tx, "_partition", None)
+        seen = self._empty.get(partition)
+        if store is None or (seen is not None and seen[0] is store) or not hasattr(store, "iter_items"):
+            return
+        self._empty[partition] = (store, next(iter(store.iter_items(lower_bound=b"")), None) is None)
 
     def state(self, key: Any, timestamp: int | None = None) -> Any:
         """The key's State in the current record's transaction, as ``apply(stateful=True)`` builds it."""

@@ -141,29 +141,34 @@ def projector(feature: Feature) -> Callable[[dict[str, Any], int, int], dict[str
     return project
 
 
-def prepare(sdf: StreamingDataFrame, feature: Feature) -> StreamingDataFrame:
-    """Filter, project and (for entities other than the record key) regroup by entity key."""
+def prepare(
+    sdf: StreamingDataFrame, feature: Feature, accept: Callable[[Any], bool] | None = None
+) -> StreamingDataFrame:
+    """Filter, project and (for entities other than the record key) regroup by entity key.
+
+    ``accept`` (the job's intake check, when this feature is the only branch)
+    runs in the same step: every step is a call per record in quixstreams.
+    """
     from quixstreams import message_context
 
     project = projector(feature)
     regroup = not feature.entity.is_message_key
+    none: list[dict[str, Any]] = []
 
-    def to_item(event: dict[str, Any]) -> dict[str, Any] | None:
+    def to_items(event: Any) -> list[dict[str, Any]]:
+        if accept is not None and not accept(event):
+            return none
         ctx = message_context()
         item = project(event, ctx.partition, ctx.offset)
-        if regroup and item is not None and item["k"] is None:
-            return None  # no entity key: nothing to regroup by (dropped by the filter below)
-        return item
+        if item is None or (regroup and item["k"] is None):
+            return none  # filtered out, or no entity key to regroup by
+        return [item]
 
-    # one apply and one filter per record: every step is a call per record in quixstreams
-    sdf = sdf.apply(to_item).filter(_is_item)
+    # an expanding apply both maps and drops: one step instead of an apply and a filter
+    sdf = sdf.apply(to_items, expand=True)
     if regroup:
         sdf = sdf.group_by(_entity_key, name=f"{feature.entity.name}-{feature.hash}")
     return sdf
-
-
-def _is_item(value: dict[str, Any] | None) -> bool:
-    return value is not None
 
 
 def _entity_key(value: dict[str, Any]) -> Any:
