@@ -28,6 +28,7 @@ def tap(
 @app.command()
 def features(
     stream_events: int = typer.Option(200_000, min=100, help="Events through the real pipeline and the raw consumer."),
+    rounds: int = typer.Option(3, min=1, max=9, help="Rounds of raw consumer, pipeline and floor; medians reported."),
     backfill_events: int = typer.Option(5_000_000, min=1_000, help="Events in the in-memory backfill frame."),
     replay_events: int = typer.Option(20_000, min=100, help="Events replayed through the stream path broker-less."),
     month_days: int = typer.Option(30, min=1, max=30, help="Simulated days for incremental vs recompute."),
@@ -35,7 +36,7 @@ def features(
     """Feature throughput: live pipeline vs raw consumer, backfill vs stream replay, incremental vs recompute."""
     from workbench.bench.features import run
 
-    _emit(run(stream_events=stream_events, backfill_events=backfill_events,
+    _emit(run(stream_events=stream_events, rounds=rounds, backfill_events=backfill_events,
               replay_events=replay_events, month_days=month_days))
 
 
