@@ -36,7 +36,7 @@ def stream_shop(s: Settings, topic: str, duration_s: float = 600, seed: int = 3)
     from workbench.streams.produce import produce_events
     from workbench.streams.simulator import ShopSimulator
 
-    sim = ShopSimulator(seed=seed, n_users=200, n_items=80, n_categories=5)
+    sim = ShopSimulator(seed=seed, n_users=200, n_items=80, n_categories=5, diurnal_amplitude=0.0)
     start = int(time.time() * 1000) - int(duration_s * 1000)
     stats = produce_events(sim.events(start, duration_s, events_per_s=2.0), topic, s=s)
     assert stats.produced > 0 and stats.errors == 0, stats.line()

@@ -38,7 +38,7 @@ def _produce(topic: str, rows: list[dict[str, Any]], pause_s: float = 0.0) -> No
 def test_history_then_live_predicts_every_view_once(broker: Settings, new_topic: Callable[..., str]) -> None:
     topic = new_topic("evallive", partitions=2)
     now = int(time.time() * 1000)
-    sim = wb.ShopSimulator(seed=4, n_users=300, n_items=120, n_categories=5)
+    sim = wb.ShopSimulator(seed=4, n_users=300, n_items=120, n_categories=5, diurnal_amplitude=0.0)
     frame = sim.frame(start_ms=now - 30 * 60_000, duration_s=30 * 60)
     frame = frame.replace({np.nan: None})
     rows = frame.to_dict("records")
@@ -78,7 +78,7 @@ def _history_and_tail(topic: str) -> tuple[pd.DataFrame, int, dict[int, int]]:
     from workbench.evaluation.live import seam_offsets
 
     now = int(time.time() * 1000)
-    frame = wb.ShopSimulator(seed=9, n_users=200, n_items=60, n_categories=4).frame(
+    frame = wb.ShopSimulator(seed=9, n_users=200, n_items=60, n_categories=4, diurnal_amplitude=0.0).frame(
         start_ms=now - 40 * 60_000, duration_s=40 * 60)
     jitter = np.random.default_rng(9).integers(-30_000, 30_000, len(frame))
     frame = frame.assign(event_time_ms=frame["event_time_ms"] + jitter).replace({np.nan: None})

@@ -48,7 +48,7 @@ def simulated_history(n_items: int = 150, hours: float = 6.0) -> list[dict[str, 
     """The shop simulator's last ``hours`` up to a minute ago, as plain event dicts."""
     from workbench.streams.simulator import ShopSimulator
 
-    sim = ShopSimulator(seed=5, n_users=300, n_items=n_items, n_categories=5)
+    sim = ShopSimulator(seed=5, n_users=300, n_items=n_items, n_categories=5, diurnal_amplitude=0.0)
     now_ms = int(time.time() * 1000)
     return list(sim.events(start_ms=now_ms - int(hours * 3_600_000), duration_s=hours * 3600 - 60))
 
