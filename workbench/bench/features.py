@@ -11,8 +11,10 @@ popularity over ``items`` items and whose event times advance in order.
   projection, ``group_by`` through a repartition topic, the RocksDB-backed
   sliding step, produce to ``features.<set>``) is timed next to a plain
   confluent-kafka consumer that ``json.loads`` every record of the same
-  topic. Each reports events/s and process CPU seconds (librdkafka's threads
-  included), so events per CPU second is the per-core figure.
+  topic, and next to the same topology with trivial steps (the floor). Each
+  reports events/s and process CPU seconds (librdkafka's threads included),
+  so events per CPU second is the per-core figure; the three run back to back
+  in each of ``rounds`` rounds and the medians are reported.
 * **backfill**: :func:`workbench.features.backfill.backfill` over an
   in-memory frame of ``backfill_events`` events, against the stream path
   replayed broker-less (:func:`workbench.features.stream.run_stream_on_frame`)
@@ -176,18 +178,24 @@ def pipeline_run(topic: str, n: int, timeout_s: float = 60.0) -> dict[str, Any]:
 
 
 def floor_run(topic: str, n: int, timeout_s: float = 60.0) -> dict[str, Any]:
-    """The framework alone: the same topology (JSON in, group_by by item, produce) with trivial steps, no state."""
+    """The framework alone: the same topology (JSON in, group_by by item, produce) with trivial steps, no state.
+
+    Updates leave through the job's own output step (:class:`~workbench.features.writer.UpdateWriter`),
+    so the floor is what the pipeline would cost if its feature work were free.
+    """
     from workbench.features.definition import FeatureSet
     from workbench.features.job import application
     from workbench.features.stream import event_time
+    from workbench.features.writer import UpdateWriter
 
     fs = FeatureSet(f"bench_floor_{int(time.time() * 1000)}")
     app = application(fs)
     source = app.topic(topic, value_deserializer="json", timestamp_extractor=event_time)
     out = app.topic(fs.topic, value_serializer="json", key_serializer="str")
     sdf = app.dataframe(source).apply(lambda e: {"k": e["item_id"], "t": e["event_time_ms"]})
-    sdf = sdf.group_by(lambda v: v["k"], name=f"floor-{fs.name}").apply(lambda v: {"key": v["k"], "value": 1})
-    sdf.to_topic(out, key=lambda v: v["key"])
+    sdf = sdf.group_by(lambda v: v["k"], name=f"floor-{fs.name}").apply(
+        lambda v: {"key": v["k"], "event_time_ms": v["t"], "value": 1})
+    sdf.update(UpdateWriter(sdf._producer, out.name), metadata=True)
     return _timed_run(app, fs, n, timeout_s)
 
 
