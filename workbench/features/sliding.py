@@ -87,10 +87,8 @@ def sliding_step(
     name, fhash = feature.name, feature.hash
     state_key = f"{fhash}:sliding".encode()  # bytes: quixstreams does not re-serialize it
     legacy_latest, legacy_buffer = f"{fhash}:latest_ms", f"{fhash}:buffer"
-    # the options quixstreams' own state serializer uses, so stored values read back the same
-    options = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-    dumps, loads = orjson.dumps, orjson.loads
-    copies_of = _Copies(transaction, state_key, lambda v: dumps(v, option=options))
+    loads = orjson.loads
+    copies_of = _Copies.json(transaction, state_key)
 
     def step(value: dict[str, Any], key: Any, timestamp: int, _headers: Any) -> list[dict[str, Any]]:
         item = value["i"]
@@ -99,6 +97,8 @@ def sliding_step(
         copy = copies.get(key) if copies is not None else None
         if copy is not None:
             latest, buffer = copy
+        elif copies_of.holds_every_key():
+            latest, buffer = None, []  # never written: the copies hold every key of the store
         else:
             state = copies_of.state(key, timestamp)
             raw = state.get_bytes(state_key)
@@ -209,9 +209,8 @@ def fixed_step(
     keep_copies = agg.builtin
     name, fhash = feature.name, feature.hash
     state_key = f"{fhash}:fixed".encode()
-    options = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-    dumps, loads = orjson.dumps, orjson.loads
-    copies_of = _Copies(transaction, state_key, lambda v: dumps(v, option=options), keep=keep_copies)
+    loads = orjson.loads
+    copies_of = _Copies.json(transaction, state_key, keep=keep_copies)
 
     def step(value: dict[str, Any], key: Any, timestamp: int, _headers: Any) -> list[dict[str, Any]]:
         item = value["i"]
@@ -220,6 +219,8 @@ def fixed_step(
         copy = copies.get(key) if copies is not None else None
         if copy is not None:
             latest, windows = copy
+        elif copies_of.holds_every_key():
+            latest, windows = 0, []
         else:
             raw = copies_of.state(key, timestamp).get_bytes(state_key)
             latest, windows = loads(raw) if raw is not None else (0, [])
@@ -303,9 +304,20 @@ class _Copies:
         self.written: dict[int, tuple[Any, dict[Any, list[Any]], set[Any]]] = {}
         self._slot: tuple[Any, dict[Any, list[Any]], set[Any]] | None = None  # the current record's
         self._tx: Any = None  # the current record's transaction
-        # partition -> (its store partition object, whether that held no key when first seen here)
-        self._empty: dict[int, tuple[Any, bool]] = {}
+        # partition -> [its store partition object, it held no key when first seen here,
+        #               the copies still hold every key of the step in it]
+        self._stores: dict[int, list[Any]] = {}
         self._partition = -1
+
+    @classmethod
+    def json(cls, transaction: Callable[[], tuple[int, Any]], state_key: bytes, keep: bool = True) -> _Copies:
+        """Copies whose values are stored as JSON with the options quixstreams' own state serializer
+        uses, so stored values read back the same."""
+        import orjson
+
+        options = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+        dumps = orjson.dumps
+        return cls(transaction, state_key, lambda v: dumps(v, option=options), keep=keep)
 
     def current(self) -> dict[Any, list[Any]] | None:
         """The copies of the current record's transaction (None without copies)."""
@@ -321,13 +333,14 @@ class _Copies:
             self._slot = slot
             return slot[1]
         copies: dict[Any, list[Any]] = {}
+        carried = False
         if slot is not None:
             before = slot[0]
             if (getattr(before, "completed", False) and getattr(before, "_partition", None) is not None
                     and getattr(before, "_partition", None) is getattr(tx, "_partition", None)
                     and len(slot[1]) <= self.max_keys):
-                copies = slot[1]
-        self._note_store(partition, tx)
+                copies, carried = slot[1], True
+        self._note_store(partition, tx, carried)
         dirty: set[Any] = set()
         self._defer(tx, copies, dirty)
         self.written[partition] = self._slot = (tx, copies, dirty)
@@ -339,16 +352,35 @@ class _Copies:
         A store this process started from scratch (or restored empty) cannot
         hold state in an older layout, so a key missing there needs no second look.
         """
-        seen = self._empty.get(self._partition)
-        return seen is not None and seen[0] is getattr(self._tx, "_partition", None) and seen[1]
+        seen = self._seen()
+        return seen is not None and seen[1]
 
-    def _note_store(self, partition: int, tx: Any) -> None:
-        """On a store partition's first transaction here, before this process wrote to it: is it empty?"""
+    def holds_every_key(self) -> bool:
+        """Whether a key without a copy is surely absent from the store: no read needed.
+
+        True while the store started empty here and every transaction since
+        carried the copies on (none was dropped), so every key this step ever
+        wrote there has its copy.
+        """
+        seen = self._seen()
+        return seen is not None and seen[2]
+
+    def _seen(self) -> list[Any] | None:
+        seen = self._stores.get(self._partition)
+        if seen is None or seen[0] is None or seen[0] is not getattr(self._tx, "_partition", None):
+            return None
+        return seen
+
+    def _note_store(self, partition: int, tx: Any, carried: bool) -> None:
+        """On each new transaction: is its store partition new here (then: is it empty?), were copies dropped?"""
         store = getattr(tx, "_partition", None)
-        seen = self._empty.get(partition)
-        if store is None or (seen is not None and seen[0] is store) or not hasattr(store, "iter_items"):
+        seen = self._stores.get(partition)
+        if seen is not None and seen[0] is store:
+            seen[2] = seen[2] and carried
             return
-        self._empty[partition] = (store, next(iter(store.iter_items(lower_bound=b"")), None) is None)
+        empty = store is not None and hasattr(store, "iter_items") and next(
+            iter(store.iter_items(lower_bound=b"")), None) is None
+        self._stores[partition] = [store, empty, empty]
 
     def state(self, key: Any, timestamp: int | None = None) -> Any:
         """The key's State in the current record's transaction, as ``apply(stateful=True)`` builds it."""
