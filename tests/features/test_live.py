@@ -96,6 +96,15 @@ def read_all(topic: str, s: Settings) -> list[dict[str, Any]]:
         c.close()
 
 
+def _topic_setting(topic: str, name: str, s: Settings) -> str:
+    from confluent_kafka.admin import ConfigResource
+
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    client = kafka.admin(s)  # alive until the future resolves
+    entries = client.describe_configs([resource])[resource].result(timeout=10)
+    return str(entries[name].value)
+
+
 @pytest.mark.broker
 @pytest.mark.slow
 @pytest.mark.parametrize("exactly_once", [False, True])
@@ -156,6 +165,9 @@ def test_live_updates_equal_backfill(
     assert reasons == {b"late"}
     got_positions = {(int(r["headers"]["source_partition"]), int(r["headers"]["source_offset"])) for r in dlq}
     assert got_positions == late_positions
+    # updates carry event-time timestamps (2023 here): time retention on the output topic would
+    # delete them as soon as the broker's retention check runs (this test then read nothing)
+    assert _topic_setting(fs.topic, "retention.ms", broker) == "-1"
     # the job's own topics: output, repartition and changelogs
     kafka.delete_topics([t for t in kafka.list_topics(s=broker) if fs.name in t], s=broker)
 
