@@ -311,13 +311,11 @@ class _Copies:
 
     @classmethod
     def json(cls, transaction: Callable[[], tuple[int, Any]], state_key: bytes, keep: bool = True) -> _Copies:
-        """Copies whose values are stored as JSON with the options quixstreams' own state serializer
-        uses, so stored values read back the same."""
-        import orjson
+        """Copies whose values are stored as JSON by quixstreams' own ``dumps`` (what its state
+        serializer runs), so stored values read back the same."""
+        from quixstreams.utils.json import dumps
 
-        options = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-        dumps = orjson.dumps
-        return cls(transaction, state_key, lambda v: dumps(v, option=options), keep=keep)
+        return cls(transaction, state_key, dumps, keep=keep)
 
     def current(self) -> dict[Any, list[Any]] | None:
         """The copies of the current record's transaction (None without copies)."""
