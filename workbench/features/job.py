@@ -139,7 +139,7 @@ def compile_feature_set(
     topic = app.topic(source, value_deserializer=deserializer(settings().max_event_bytes),
                       timestamp_extractor=event_time)
     out = app.topic(feature_set.topic, value_serializer="json", key_serializer="str",
-                    config=_feature_topic_config(app)) if feature_topic else None
+                    config=_feature_topic_config(app, feature_set)) if feature_topic else None
     late = late or LateRecords()
     intake = intake or Intake(late.dead_letters)
     sdf = app.dataframe(topic)
@@ -156,18 +156,11 @@ def compile_feature_set(
     return sdf
 
 
-def _feature_topic_config(app: Application) -> Any:
-    """quixstreams' defaults for a new ``features.<set>``, with no time retention on the embedded broker.
+def _feature_topic_config(app: Application, feature_set: FeatureSet) -> Any:
+    """quixstreams' defaults for a new ``features.<set>``, with the retention of event-time history."""
+    from workbench.streams.kafka import history_retention
 
-    An update's Kafka timestamp is its event time, and time retention counts
-    from record timestamps: the updates of replayed history older than the
-    retention would be deleted as soon as they are written (as the events
-    topic, which is unbounded there for the same reason).
-    """
-    from workbench.config import settings
-
-    extra = {"retention.ms": "-1"} if settings().embedded else {}
-    return app._topic_manager.topic_config(extra_config=extra)
+    return app._topic_manager.topic_config(extra_config=history_retention(feature_set.topic))
 
 
 def pipeline(

@@ -74,6 +74,26 @@ def list_topics(timeout_s: float = 5.0, s: Settings | None = None) -> dict[str, 
     return {name: len(t.partitions) for name, t in md.topics.items() if not name.startswith("__")}
 
 
+def history_retention(name: str, s: Settings | None = None) -> dict[str, str]:
+    """No time retention for the topics that hold event-time-stamped history on the embedded broker.
+
+    Time retention counts from record timestamps, and ``events`` and the
+    feature updates (``features.<set>``, stamped with the event time of the
+    record that caused them) carry event times: replayed history older than
+    the retention would be deleted as soon as it is written.
+
+    >>> from workbench.config import Settings
+    >>> history_retention("features.shop", Settings(kafka_port=29092))
+    {'retention.ms': '-1'}
+    >>> history_retention("features.shop", Settings(bootstrap_servers="kafka:9092"))
+    {}
+    """
+    s = s or settings()
+    if s.embedded and (name == s.events_topic or name.startswith("features.")):
+        return {"retention.ms": "-1"}
+    return {}
+
+
 def ensure_topic(
     name: str,
     partitions: int | None = None,
@@ -88,8 +108,7 @@ def ensure_topic(
     if name in list_topics(s=s):
         return False
     conf = {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES if name.endswith(".dlq") else TOPIC_MAX_MESSAGE_BYTES)}
-    if s.embedded and name == s.events_topic:
-        conf["retention.ms"] = "-1"  # replayed history must not age out
+    conf.update(history_retention(name, s))
     conf.update(config or {})
     topic = NewTopic(name, num_partitions=partitions or s.partitions, replication_factor=-1, config=conf)
     client = admin(s)  # keep the handle alive until the future resolves
